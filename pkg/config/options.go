@@ -1,0 +1,145 @@
+// Package config holds metasrv's Options: their defaults, loading from the
+// layered sources (defaults < TOML file < METASRV_ environment < flags),
+// validation, and a sanitised rendering that never shows a password.
+//
+// Keys follow GreptimeDB's MetasrvOptions in snake_case so that an operator of
+// GreptimeDB recognises them.
+package config
+
+import "time"
+
+// Backend names accepted by the `backend` key.
+const (
+	BackendMemory   = "memory_store"
+	BackendPostgres = "postgres_store"
+)
+
+// Options is the whole configuration of one metasrv process.
+type Options struct {
+	// StoreAddrs are the PostgreSQL addresses (URLs or key=value DSNs). Several
+	// entries name the hosts of one cluster; the writable one is used.
+	StoreAddrs []string `koanf:"store_addrs"`
+	// Backend is memory_store or postgres_store.
+	Backend string `koanf:"backend"`
+	// MetaSchemaName is the PostgreSQL schema of the metadata table; empty
+	// leaves it to the connection's search_path.
+	MetaSchemaName string `koanf:"meta_schema_name"`
+	// MetaTableName is the metadata table (k bytea PRIMARY KEY, v bytea).
+	MetaTableName string `koanf:"meta_table_name"`
+	// MetaElectionLockID is the advisory lock key of the leader election.
+	MetaElectionLockID int64 `koanf:"meta_election_lock_id"`
+	// StoreKeyPrefix is prepended to every key, so several clusters can share a table.
+	StoreKeyPrefix string `koanf:"store_key_prefix"`
+	// MaxTxnOps caps the operations of one transaction.
+	MaxTxnOps int `koanf:"max_txn_ops"`
+	// NodeMaxIdleTime is how long an idle node's in-memory entries are kept.
+	NodeMaxIdleTime time.Duration `koanf:"node_max_idle_time"`
+
+	Procedure  ProcedureOptions  `koanf:"procedure"`
+	GRPC       GRPCOptions       `koanf:"grpc"`
+	HTTP       HTTPOptions       `koanf:"http"`
+	BackendTLS BackendTLSOptions `koanf:"backend_tls"`
+	Postgres   PostgresOptions   `koanf:"postgres"`
+	Election   ElectionOptions   `koanf:"election"`
+	Logging    LoggingOptions    `koanf:"logging"`
+}
+
+// ProcedureOptions configure the durable procedure manager.
+type ProcedureOptions struct {
+	MaxRetryTimes        int           `koanf:"max_retry_times"`
+	RetryDelay           time.Duration `koanf:"retry_delay"`
+	MaxMetadataValueSize ByteSize      `koanf:"max_metadata_value_size"`
+	MaxRunningProcedures int           `koanf:"max_running_procedures"`
+}
+
+// GRPCOptions configure the gRPC server.
+type GRPCOptions struct {
+	// BindAddr is where the server listens.
+	BindAddr string `koanf:"bind_addr"`
+	// ServerAddr is the address advertised to clients and peers; empty means
+	// derived from BindAddr.
+	ServerAddr string `koanf:"server_addr"`
+}
+
+// HTTPOptions configure the HTTP admin server.
+type HTTPOptions struct {
+	Addr string `koanf:"addr"`
+}
+
+// TLS modes for the connection to PostgreSQL, with libpq's meaning.
+const (
+	TLSDisable    = "disable"
+	TLSPrefer     = "prefer"
+	TLSRequire    = "require"
+	TLSVerifyCA   = "verify_ca"
+	TLSVerifyFull = "verify_full"
+)
+
+// BackendTLSOptions configure TLS to PostgreSQL. An empty Mode leaves TLS to
+// the store address (its sslmode), as libpq would.
+type BackendTLSOptions struct {
+	Mode       string `koanf:"mode"`
+	CACertPath string `koanf:"ca_cert_path"`
+	CertPath   string `koanf:"cert_path"`
+	KeyPath    string `koanf:"key_path"`
+}
+
+// PostgresOptions tune the connection pool of postgres_store.
+type PostgresOptions struct {
+	MaxConns        int           `koanf:"max_conns"`
+	MinConns        int           `koanf:"min_conns"`
+	MaxConnLifetime time.Duration `koanf:"max_conn_lifetime"`
+	MaxConnIdleTime time.Duration `koanf:"max_conn_idle_time"`
+	ConnectTimeout  time.Duration `koanf:"connect_timeout"`
+}
+
+// ElectionOptions configure the PostgreSQL leader election.
+type ElectionOptions struct {
+	// Lease is how long a leader's claim lasts without renewal.
+	Lease time.Duration `koanf:"lease"`
+	// CampaignInterval is how often a follower tries the lock.
+	CampaignInterval time.Duration `koanf:"campaign_interval"`
+	// CandidateLease is how long a node's registration lasts without renewal.
+	CandidateLease time.Duration `koanf:"candidate_lease"`
+}
+
+// LoggingOptions configure log/slog.
+type LoggingOptions struct {
+	// Level is debug, info, warn or error.
+	Level string `koanf:"level"`
+	// Format is text or json.
+	Format string `koanf:"format"`
+}
+
+// Default returns the built-in defaults, the lowest configuration layer.
+func Default() Options {
+	return Options{
+		StoreAddrs:         []string{"postgres://127.0.0.1:5432/postgres"},
+		Backend:            BackendMemory,
+		MetaTableName:      "greptime_metakv",
+		MetaElectionLockID: 1,
+		MaxTxnOps:          128,
+		NodeMaxIdleTime:    24 * time.Hour,
+		Procedure: ProcedureOptions{
+			MaxRetryTimes:        12,
+			RetryDelay:           500 * time.Millisecond,
+			MaxMetadataValueSize: 1500 * KiB,
+			MaxRunningProcedures: 128,
+		},
+		GRPC: GRPCOptions{BindAddr: "127.0.0.1:3002"},
+		HTTP: HTTPOptions{Addr: "127.0.0.1:4000"},
+		Postgres: PostgresOptions{
+			MaxConns:        32,
+			MinConns:        2,
+			MaxConnLifetime: time.Hour,
+			MaxConnIdleTime: 10 * time.Minute,
+			ConnectTimeout:  5 * time.Second,
+		},
+		Election: ElectionOptions{
+			Lease:            3 * time.Second,
+			CampaignInterval: 250 * time.Millisecond,
+			CandidateLease:   10 * time.Second,
+		},
+		Logging: LoggingOptions{Level: "info", Format: "text"},
+	}
+}
