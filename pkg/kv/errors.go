@@ -9,7 +9,7 @@ var ErrInvalidArgument = errors.New("kv: invalid argument")
 var (
 	// ErrEmptyKey: a key (or range start) is empty.
 	ErrEmptyKey = wrapSentinel(ErrInvalidArgument, "empty key")
-	// ErrTooManyTxnOps: a Txn or batch has more operations than max_txn_ops.
+	// ErrTooManyTxnOps: a Txn has more compares or operations than max_txn_ops.
 	ErrTooManyTxnOps = wrapSentinel(ErrInvalidArgument, "too many operations")
 	// ErrValueTooLarge: a value is larger than max_metadata_value_size.
 	ErrValueTooLarge = wrapSentinel(ErrInvalidArgument, "value too large")
