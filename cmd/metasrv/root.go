@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgmetasrv/metasrv/pkg/config"
+)
+
+// app is what every subcommand may use: the process environment and output
+// streams, passed in rather than read from globals so tests can run the CLI
+// in-process.
+type app struct {
+	environ []string
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// newRootCommand assembles the CLI. A subcommand is one file with a
+// newXxxCommand(a) constructor and one AddCommand line here.
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "metasrv",
+		Short: "Metadata server with PostgreSQL storage and leader election",
+		// Errors are printed once, as one line, by run; a usage dump would bury them.
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.AddCommand(
+		newStartCommand(a),
+		newConfigCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+// newlines joins a multi-line error (cobra's "Did you mean this?") into the
+// one line a failing command prints.
+var newlines = regexp.MustCompile(`\s*\n\s*`)
+
+// run executes the CLI and returns the process exit code.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	a := &app{environ: environ, stdout: stdout, stderr: stderr}
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "metasrv: %s\n", newlines.ReplaceAllString(strings.TrimSpace(err.Error()), "; "))
+		return 1
+	}
+	return 0
+}
+
+// loadOptions builds and validates the Options of a command that called
+// config.AddFlags on its flags.
+func (a *app) loadOptions(cmd *cobra.Command) (config.Options, error) {
+	path, err := cmd.Flags().GetString(config.FlagConfig)
+	if err != nil {
+		return config.Options{}, err
+	}
+	o, err := config.Load(path, cmd.Flags(), a.environ)
+	if err != nil {
+		return config.Options{}, err
+	}
+	if err := o.Validate(); err != nil {
+		return config.Options{}, err
+	}
+	return o, nil
+}

@@ -1,0 +1,34 @@
+package config
+
+import (
+	"io"
+	"log/slog"
+)
+
+// NewLogger builds the process logger from the logging options: text or JSON
+// on w, at the configured level. Components derive their own with
+// logger.With("component", name).
+func NewLogger(w io.Writer, o LoggingOptions) (*slog.Logger, error) {
+	var level slog.Level
+	switch o.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, invalid("logging.level", "unknown level %q (expected debug, info, warn or error)", o.Level)
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch o.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	default:
+		return nil, invalid("logging.format", "unknown format %q (expected text or json)", o.Format)
+	}
+}

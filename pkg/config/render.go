@@ -1,0 +1,70 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+)
+
+// Render returns o as TOML, the format Load reads back: durations as "5s",
+// sizes as "1500KiB", and store_addrs with any password masked, so the output
+// is safe to print or log.
+func Render(o Options) ([]byte, error) {
+	o.StoreAddrs = SanitizeStoreAddrs(o.StoreAddrs)
+	root := map[string]any{}
+	v := reflect.ValueOf(o)
+	for _, f := range leafFields() {
+		m := root
+		parts := strings.Split(f.key, ".")
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = plain(v.FieldByIndex(f.index))
+	}
+	out, err := toml.Parser().Marshal(root)
+	if err != nil {
+		return nil, fmt.Errorf("config: render: %w", err)
+	}
+	return out, nil
+}
+
+// plain converts a field to the value written in TOML.
+func plain(v reflect.Value) any {
+	switch v.Type() {
+	case durationType:
+		return formatDuration(time.Duration(v.Int()))
+	case byteSizeType:
+		return ByteSize(v.Int()).String()
+	}
+	return v.Interface()
+}
+
+// formatValue shows the current value of key in o, as Render would.
+func formatValue(o Options, key string) string {
+	for _, f := range leafFields() {
+		if f.key == key {
+			return fmt.Sprint(plain(reflect.ValueOf(o).FieldByIndex(f.index)))
+		}
+	}
+	return "?"
+}
+
+// formatDuration writes d without zero components: 24h, 10m, 1h30m, 500ms.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

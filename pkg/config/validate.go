@@ -1,0 +1,208 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Validate checks o without side effects and returns the first problem as one
+// line naming the key and what was expected.
+func (o Options) Validate() error {
+	checks := []func(Options) error{
+		validateStore, validateLimits, validateAddrs, validateTLS,
+		validatePostgres, validateElection, validateLogging,
+	}
+	for _, c := range checks {
+		if err := c(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func invalid(key, format string, args ...any) error {
+	return &Error{Key: key, kind: ErrInvalidValue, msg: key + ": " + fmt.Sprintf(format, args...)}
+}
+
+func validateStore(o Options) error {
+	switch o.Backend {
+	case BackendMemory, BackendPostgres:
+	default:
+		return invalid("backend", "unknown backend %q (expected %s or %s)", o.Backend, BackendMemory, BackendPostgres)
+	}
+	if o.Backend == BackendPostgres && len(o.StoreAddrs) == 0 {
+		return invalid("store_addrs", "is empty; postgres_store needs at least one PostgreSQL address")
+	}
+	for i, a := range o.StoreAddrs {
+		if strings.TrimSpace(a) == "" {
+			return invalid("store_addrs", "entry %d is empty", i)
+		}
+	}
+	if err := ValidIdentifier(o.MetaTableName); err != nil {
+		return invalid("meta_table_name", "%v", err)
+	}
+	if o.MetaSchemaName != "" {
+		if err := ValidIdentifier(o.MetaSchemaName); err != nil {
+			return invalid("meta_schema_name", "%v", err)
+		}
+	}
+	return nil
+}
+
+// maxIdentifierLen is PostgreSQL's NAMEDATALEN-1; longer names are silently
+// truncated by the server, which would make two configured names collide.
+const maxIdentifierLen = 63
+
+// ValidIdentifier checks that name is a plain PostgreSQL identifier: ASCII
+// letters, digits, '_' and '$', not starting with a digit or '$', at most 63
+// bytes. Such names are still always quoted in SQL; the rule keeps them
+// portable and readable in psql.
+func ValidIdentifier(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty identifier (expected letters, digits, _ or $)")
+	}
+	if len(name) > maxIdentifierLen {
+		return fmt.Errorf("identifier %q is %d bytes, more than PostgreSQL's %d", name, len(name), maxIdentifierLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		digit := c >= '0' && c <= '9'
+		switch {
+		case letter:
+		case (digit || c == '$') && i > 0:
+		default:
+			return fmt.Errorf("invalid identifier %q: character %q at byte %d (expected letters, digits, _ or $, not starting with a digit or $)", name, c, i)
+		}
+	}
+	return nil
+}
+
+func validateLimits(o Options) error {
+	positive := []struct {
+		key string
+		v   int64
+	}{
+		{"max_txn_ops", int64(o.MaxTxnOps)},
+		{"node_max_idle_time", int64(o.NodeMaxIdleTime)},
+		{"procedure.max_retry_times", int64(o.Procedure.MaxRetryTimes)},
+		{"procedure.retry_delay", int64(o.Procedure.RetryDelay)},
+		{"procedure.max_metadata_value_size", int64(o.Procedure.MaxMetadataValueSize)},
+		{"procedure.max_running_procedures", int64(o.Procedure.MaxRunningProcedures)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return invalid(p.key, "must be greater than 0, got %s", formatValue(o, p.key))
+		}
+	}
+	return nil
+}
+
+func validateAddrs(o Options) error {
+	if err := checkHostPort(o.GRPC.BindAddr, false); err != nil {
+		return invalid("grpc.bind_addr", "%v", err)
+	}
+	if o.GRPC.ServerAddr != "" {
+		if err := checkHostPort(o.GRPC.ServerAddr, true); err != nil {
+			return invalid("grpc.server_addr", "%v", err)
+		}
+	}
+	if err := checkHostPort(o.HTTP.Addr, false); err != nil {
+		return invalid("http.addr", "%v", err)
+	}
+	if o.HTTP.Addr == o.GRPC.BindAddr && !strings.HasSuffix(o.HTTP.Addr, ":0") {
+		return invalid("http.addr", "%q is also grpc.bind_addr; the two servers need different ports", o.HTTP.Addr)
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with a numeric port; advertised addresses
+// also need a host and a non-zero port, since peers must be able to dial them.
+func checkHostPort(addr string, advertised bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if advertised && (host == "" || p == 0) {
+		return fmt.Errorf("%q must name a host and a non-zero port that clients can dial", addr)
+	}
+	return nil
+}
+
+func validateTLS(o Options) error {
+	t := o.BackendTLS
+	switch t.Mode {
+	case "", TLSDisable, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
+	default:
+		return invalid("backend_tls.mode", "unknown mode %q (expected disable, prefer, require, verify_ca or verify_full)", t.Mode)
+	}
+	if (t.Mode == TLSVerifyCA || t.Mode == TLSVerifyFull) && t.CACertPath == "" {
+		return invalid("backend_tls.ca_cert_path", "is required when backend_tls.mode is %s", t.Mode)
+	}
+	if (t.CertPath == "") != (t.KeyPath == "") {
+		if t.CertPath == "" {
+			return invalid("backend_tls.cert_path", "is required when backend_tls.key_path is set")
+		}
+		return invalid("backend_tls.key_path", "is required when backend_tls.cert_path is set")
+	}
+	return nil
+}
+
+func validatePostgres(o Options) error {
+	p := o.Postgres
+	positive := []struct {
+		key string
+		v   int64
+	}{
+		{"postgres.max_conns", int64(p.MaxConns)},
+		{"postgres.min_conns", int64(p.MinConns)},
+		{"postgres.max_conn_lifetime", int64(p.MaxConnLifetime)},
+		{"postgres.max_conn_idle_time", int64(p.MaxConnIdleTime)},
+		{"postgres.connect_timeout", int64(p.ConnectTimeout)},
+	}
+	for _, c := range positive {
+		if c.v <= 0 {
+			return invalid(c.key, "must be greater than 0, got %s", formatValue(o, c.key))
+		}
+	}
+	if p.MinConns > p.MaxConns {
+		return invalid("postgres.min_conns", "%d is more than postgres.max_conns %d", p.MinConns, p.MaxConns)
+	}
+	return nil
+}
+
+func validateElection(o Options) error {
+	e := o.Election
+	if e.Lease <= 0 {
+		return invalid("election.lease", "must be greater than 0, got %s", formatDuration(e.Lease))
+	}
+	if e.CampaignInterval <= 0 || e.CampaignInterval >= e.Lease {
+		return invalid("election.campaign_interval", "must be greater than 0 and less than election.lease (%s), got %s",
+			formatDuration(e.Lease), formatDuration(e.CampaignInterval))
+	}
+	if e.CandidateLease < e.Lease {
+		return invalid("election.candidate_lease", "must be at least election.lease (%s), got %s",
+			formatDuration(e.Lease), formatDuration(e.CandidateLease))
+	}
+	return nil
+}
+
+func validateLogging(o Options) error {
+	switch o.Logging.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("logging.level", "unknown level %q (expected debug, info, warn or error)", o.Logging.Level)
+	}
+	switch o.Logging.Format {
+	case "text", "json":
+	default:
+		return invalid("logging.format", "unknown format %q (expected text or json)", o.Logging.Format)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(*Options)
+		key    string // "" means valid
+		want   string
+	}{
+		{"defaults", func(*Options) {}, "", ""},
+		{"postgres with addrs", func(o *Options) { o.Backend = BackendPostgres }, "", ""},
+		{"unknown backend", func(o *Options) { o.Backend = "etcd_store" }, "backend", `unknown backend "etcd_store"`},
+		{"postgres without addrs", func(o *Options) { o.Backend = BackendPostgres; o.StoreAddrs = nil }, "store_addrs", "postgres_store needs"},
+		{"empty addr", func(o *Options) { o.StoreAddrs = []string{"postgres://a", " "} }, "store_addrs", "entry 1 is empty"},
+		{"bad table name", func(o *Options) { o.MetaTableName = "meta-kv" }, "meta_table_name", "invalid identifier"},
+		{"empty table name", func(o *Options) { o.MetaTableName = "" }, "meta_table_name", "empty identifier"},
+		{"empty schema ok", func(o *Options) { o.MetaSchemaName = "" }, "", ""},
+		{"bad schema", func(o *Options) { o.MetaSchemaName = "1meta" }, "meta_schema_name", "invalid identifier"},
+		{"max_txn_ops", func(o *Options) { o.MaxTxnOps = 0 }, "max_txn_ops", "must be greater than 0, got 0"},
+		{"idle time", func(o *Options) { o.NodeMaxIdleTime = 0 }, "node_max_idle_time", "got 0s"},
+		{"retry times", func(o *Options) { o.Procedure.MaxRetryTimes = -1 }, "procedure.max_retry_times", "greater than 0"},
+		{"retry delay", func(o *Options) { o.Procedure.RetryDelay = 0 }, "procedure.retry_delay", "greater than 0"},
+		{"value size", func(o *Options) { o.Procedure.MaxMetadataValueSize = 0 }, "procedure.max_metadata_value_size", "got 0B"},
+		{"running procedures", func(o *Options) { o.Procedure.MaxRunningProcedures = 0 }, "procedure.max_running_procedures", "greater than 0"},
+		{"bind addr", func(o *Options) { o.GRPC.BindAddr = "localhost" }, "grpc.bind_addr", "not host:port"},
+		{"bind addr any host", func(o *Options) { o.GRPC.BindAddr = ":3002" }, "", ""},
+		{"bind port", func(o *Options) { o.GRPC.BindAddr = "h:99999" }, "grpc.bind_addr", "port"},
+		{"server addr needs host", func(o *Options) { o.GRPC.ServerAddr = ":3002" }, "grpc.server_addr", "must name a host"},
+		{"server addr ok", func(o *Options) { o.GRPC.ServerAddr = "meta-0.svc:3002" }, "", ""},
+		{"http addr", func(o *Options) { o.HTTP.Addr = "nope" }, "http.addr", "not host:port"},
+		{"same addr", func(o *Options) { o.HTTP.Addr = o.GRPC.BindAddr }, "http.addr", "different ports"},
+		{"both port 0", func(o *Options) { o.HTTP.Addr = "127.0.0.1:0"; o.GRPC.BindAddr = "127.0.0.1:0" }, "", ""},
+		{"tls mode", func(o *Options) { o.BackendTLS.Mode = "verify-full" }, "backend_tls.mode", `unknown mode "verify-full"`},
+		{"tls ca", func(o *Options) { o.BackendTLS.Mode = TLSVerifyCA }, "backend_tls.ca_cert_path", "required when backend_tls.mode is verify_ca"},
+		{"tls ca ok", func(o *Options) { o.BackendTLS = BackendTLSOptions{Mode: TLSVerifyFull, CACertPath: "/ca"} }, "", ""},
+		{"tls cert without key", func(o *Options) { o.BackendTLS.CertPath = "/c" }, "backend_tls.key_path", "required"},
+		{"tls key without cert", func(o *Options) { o.BackendTLS.KeyPath = "/k" }, "backend_tls.cert_path", "required"},
+		{"max conns", func(o *Options) { o.Postgres.MaxConns = 0 }, "postgres.max_conns", "greater than 0"},
+		{"connect timeout", func(o *Options) { o.Postgres.ConnectTimeout = 0 }, "postgres.connect_timeout", "greater than 0"},
+		{"min > max", func(o *Options) { o.Postgres.MinConns = 50 }, "postgres.min_conns", "more than postgres.max_conns"},
+		{"lease", func(o *Options) { o.Election.Lease = 0 }, "election.lease", "greater than 0"},
+		{"campaign interval zero", func(o *Options) { o.Election.CampaignInterval = 0 }, "election.campaign_interval", "greater than 0"},
+		{"campaign interval >= lease", func(o *Options) { o.Election.CampaignInterval = o.Election.Lease }, "election.campaign_interval", "less than election.lease (3s), got 3s"},
+		{"candidate lease", func(o *Options) { o.Election.CandidateLease = time.Second }, "election.candidate_lease", "at least election.lease"},
+		{"log level", func(o *Options) { o.Logging.Level = "trace" }, "logging.level", `unknown level "trace"`},
+		{"log format", func(o *Options) { o.Logging.Format = "logfmt" }, "logging.format", `unknown format "logfmt"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := Default()
+			tc.mutate(&o)
+			before := o
+			err := o.Validate()
+			require.Equal(t, before, o)
+			if tc.key == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidValue)
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.key, ce.Key)
+			require.True(t, strings.HasPrefix(err.Error(), "config: "+tc.key+": "), err.Error())
+			require.Contains(t, err.Error(), tc.want)
+			require.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+func TestValidIdentifier(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"greptime_metakv", "_x", "a1", "A$b", "x" + strings.Repeat("y", 62)} {
+		require.NoError(t, ValidIdentifier(ok), ok)
+	}
+	for _, bad := range []string{"", "1a", "$a", "a-b", "a b", `a"b`, "é", "a.b", "x" + strings.Repeat("y", 63)} {
+		require.Error(t, ValidIdentifier(bad), bad)
+	}
+}

@@ -1,0 +1,227 @@
+// Package server runs metasrv's network front: the gRPC server (standard
+// health service, reflection, and whatever services the caller registers) and
+// the HTTP admin server.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// LeaderService is the health service name that is SERVING only on the
+// leader, so a load balancer health-checking it routes to the leader.
+const LeaderService = "metasrv.v1.Leader"
+
+// DefaultShutdownTimeout bounds the graceful part of Stop.
+const DefaultShutdownTimeout = 5 * time.Second
+
+// Options configure a Server.
+type Options struct {
+	// GRPCAddr and HTTPAddr are the listen addresses (host:port; port 0 picks
+	// a free port, see GRPCAddr/HTTPAddr on Server).
+	GRPCAddr string
+	HTTPAddr string
+	// Logger receives the server's logs; a "component" attribute is added.
+	Logger *slog.Logger
+	// Register, if set, registers further gRPC services before serving.
+	Register func(*grpc.Server)
+	// GRPCOptions are passed to grpc.NewServer.
+	GRPCOptions []grpc.ServerOption
+	// ShutdownTimeout bounds the graceful stop; in-flight calls still running
+	// after it are cut. Zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the gRPC and HTTP admin servers of one metasrv process.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	grpc   *grpc.Server
+	health *health.Server
+	mux    *http.ServeMux
+	http   *http.Server
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	serving  sync.WaitGroup
+	failures chan error
+}
+
+// New builds a Server; nothing listens until Start.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger.With("component", "server"),
+		grpc:     grpc.NewServer(opts.GRPCOptions...),
+		health:   health.NewServer(),
+		mux:      http.NewServeMux(),
+		failures: make(chan error, 2),
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(LeaderService, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	if opts.Register != nil {
+		opts.Register(s.grpc)
+	}
+	s.mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("OK"))
+	})
+	s.http = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// HTTPMux is the admin server's router, for further handlers (Go 1.22
+// patterns such as "GET /admin/leader"). Safe to use before and after Start.
+func (s *Server) HTTPMux() *http.ServeMux { return s.mux }
+
+// SetLeader sets the health status of LeaderService: SERVING while this node
+// is the leader.
+func (s *Server) SetLeader(leader bool) {
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if leader {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus(LeaderService, status)
+}
+
+// Start binds both listeners, then serves in the background. A listen failure
+// (such as a port in use) is returned naming the address, and leaves nothing
+// open. Start may be called once; the context bounds only the binding.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return errors.New("server: already started")
+	}
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", s.opts.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("server: gRPC listen on %s: %w", s.opts.GRPCAddr, err)
+	}
+	httpLis, err := lc.Listen(ctx, "tcp", s.opts.HTTPAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return fmt.Errorf("server: HTTP listen on %s: %w", s.opts.HTTPAddr, err)
+	}
+	s.started = true
+	s.grpcLis, s.httpLis = grpcLis, httpLis
+
+	s.serving.Add(2)
+	go func() {
+		defer s.serving.Done()
+		if err := s.grpc.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.fail(fmt.Errorf("server: gRPC serve on %s: %w", grpcLis.Addr(), err))
+		}
+	}()
+	go func() {
+		defer s.serving.Done()
+		if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.fail(fmt.Errorf("server: HTTP serve on %s: %w", httpLis.Addr(), err))
+		}
+	}()
+	s.log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String())
+	return nil
+}
+
+func (s *Server) fail(err error) {
+	s.log.Error("server failed", "err", err)
+	select {
+	case s.failures <- err:
+	default:
+	}
+}
+
+// Failed delivers an error if a server stops serving on its own (not through
+// Stop); the process should then shut down.
+func (s *Server) Failed() <-chan error { return s.failures }
+
+// GRPCAddr is the bound gRPC address (useful with port 0); nil before Start.
+func (s *Server) GRPCAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grpcLis == nil {
+		return nil
+	}
+	return s.grpcLis.Addr()
+}
+
+// HTTPAddr is the bound HTTP address; nil before Start.
+func (s *Server) HTTPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpLis == nil {
+		return nil
+	}
+	return s.httpLis.Addr()
+}
+
+// Stop reports NOT_SERVING, stops accepting, lets in-flight calls finish for up
+// to ShutdownTimeout, then cuts the rest. It returns once both servers'
+// goroutines have ended. Safe to call more than once, and before Start.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	if !s.started {
+		s.grpc.Stop()
+		return
+	}
+	// Health watchers and load balancers see NOT_SERVING before the listener goes.
+	s.health.Shutdown()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("HTTP graceful shutdown cut short", "err", err)
+			_ = s.http.Close()
+		}
+	})
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("gRPC graceful stop timed out; closing remaining calls", "timeout", s.opts.ShutdownTimeout.String())
+			s.grpc.Stop()
+			<-done
+		}
+	})
+	wg.Wait()
+	s.serving.Wait()
+	s.log.Info("stopped")
+}
