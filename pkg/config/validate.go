@@ -43,6 +43,10 @@ func validateStore(o Options) error {
 	if err := ValidIdentifier(o.MetaTableName); err != nil {
 		return invalid("meta_table_name", "%v", err)
 	}
+	if len(o.MetaTableName) > MaxMetaTableNameLen {
+		return invalid("meta_table_name", "%q is %d bytes; at most %d, so the tables named after it (%q) fit PostgreSQL's 63-byte identifiers",
+			o.MetaTableName, len(o.MetaTableName), MaxMetaTableNameLen, o.MetaTableName+"_election_candidates")
+	}
 	if o.MetaSchemaName != "" {
 		if err := ValidIdentifier(o.MetaSchemaName); err != nil {
 			return invalid("meta_schema_name", "%v", err)
@@ -50,6 +54,10 @@ func validateStore(o Options) error {
 	}
 	return nil
 }
+
+// MaxMetaTableNameLen leaves room for the longest suffix of the tables named
+// after the meta table ("_election_candidates", 20 bytes).
+const MaxMetaTableNameLen = maxIdentifierLen - len("_election_candidates")
 
 // maxIdentifierLen is PostgreSQL's NAMEDATALEN-1; longer names are silently
 // truncated by the server, which would make two configured names collide.

@@ -86,3 +86,13 @@ func TestValidIdentifier(t *testing.T) {
 		require.Error(t, ValidIdentifier(bad), bad)
 	}
 }
+
+func TestValidateMetaTableNameLeavesRoomForSuffixes(t *testing.T) {
+	o := Default()
+	o.MetaTableName = strings.Repeat("t", MaxMetaTableNameLen)
+	require.NoError(t, o.Validate())
+	o.MetaTableName += "t"
+	err := o.Validate()
+	require.ErrorContains(t, err, "meta_table_name")
+	require.ErrorContains(t, err, "at most 43")
+}

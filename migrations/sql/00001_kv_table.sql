@@ -1,0 +1,7 @@
+-- The key-value table: the layout of GreptimeDB's postgres_store. Keys and
+-- values are arbitrary bytes; range scans compare keys bytewise (bytea
+-- ordering), which the primary key index serves.
+CREATE TABLE {{.Table}} (
+    k bytea PRIMARY KEY,
+    v bytea
+);

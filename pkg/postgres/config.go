@@ -1,0 +1,158 @@
+// Package postgres turns metasrv's configuration into pgx connection and pool
+// settings (several hosts, TLS, pool sizes), connects with retries while
+// PostgreSQL is down, and quotes identifiers. pgkv, the election and the
+// migrations share it, so every PostgreSQL connection of a node behaves alike.
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgmetasrv/metasrv/pkg/config"
+)
+
+// ConnConfig builds the configuration of a single connection (the election's
+// dedicated session, migrations) from store_addrs, backend_tls,
+// postgres.connect_timeout and applicationName.
+//
+// Several store_addrs entries are hosts of one cluster: they are merged into
+// one config whose fallbacks are tried in order, and the connection is only
+// accepted on a writable host (target_session_attrs=read-write unless the
+// address asks for another), so a primary switch is followed on reconnect.
+// A non-empty applicationName replaces the address's application_name: it
+// tells the node's sessions apart in pg_stat_activity.
+func ConnConfig(o config.Options, applicationName string) (*pgx.ConnConfig, error) {
+	cc, _, err := parse(o, applicationName)
+	return cc, err
+}
+
+// PoolConfig is ConnConfig for a pool, with the postgres.* pool options
+// applied. Non-zero options win over pool_* parameters of the first address.
+func PoolConfig(o config.Options, applicationName string) (*pgxpool.Config, error) {
+	cc, pc, err := parse(o, applicationName)
+	if err != nil {
+		return nil, err
+	}
+	pc.ConnConfig = cc
+	p := o.Postgres
+	if p.MaxConns < 0 || p.MinConns < 0 || p.MaxConns > math.MaxInt32 || p.MinConns > math.MaxInt32 {
+		return nil, fmt.Errorf("postgres.max_conns and postgres.min_conns must be between 0 and %d, got %d and %d", math.MaxInt32, p.MaxConns, p.MinConns)
+	}
+	if p.MaxConns > 0 {
+		pc.MaxConns = int32(p.MaxConns)
+	}
+	if p.MinConns > 0 {
+		pc.MinConns = int32(p.MinConns)
+	}
+	if pc.MinConns > pc.MaxConns {
+		return nil, fmt.Errorf("postgres.min_conns (%d) is greater than postgres.max_conns (%d)", pc.MinConns, pc.MaxConns)
+	}
+	if p.MaxConnLifetime > 0 {
+		pc.MaxConnLifetime = p.MaxConnLifetime
+	}
+	if p.MaxConnIdleTime > 0 {
+		pc.MaxConnIdleTime = p.MaxConnIdleTime
+	}
+	return pc, nil
+}
+
+// parse merges every store address into one connection config and also
+// returns the pool config parsed from the first address (its pool_* keys).
+func parse(o config.Options, applicationName string) (*pgx.ConnConfig, *pgxpool.Config, error) {
+	if len(o.StoreAddrs) == 0 {
+		return nil, nil, errors.New("store_addrs is empty: expected at least one PostgreSQL URL or key=value DSN")
+	}
+	var (
+		base *pgx.ConnConfig
+		pool *pgxpool.Config
+	)
+	for i, addr := range o.StoreAddrs {
+		if strings.TrimSpace(addr) == "" {
+			return nil, nil, fmt.Errorf("store_addrs[%d] is empty: expected a PostgreSQL URL or key=value DSN", i)
+		}
+		// pgxpool's parser accepts and strips pool_* keys, which pgx's would
+		// send to the server as unknown settings.
+		pc, err := pgxpool.ParseConfig(addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store_addrs[%d] %s: %w", i, config.SanitizeStoreAddr(addr), redact(err))
+		}
+		if base == nil {
+			base, pool = pc.ConnConfig, pc
+			continue
+		}
+		c := pc.ConnConfig
+		if c.User != base.User || c.Database != base.Database || c.Password != base.Password {
+			return nil, nil, fmt.Errorf("store_addrs[%d] %s: user, password or database differ from store_addrs[0]; several entries must be hosts of one PostgreSQL cluster",
+				i, config.SanitizeStoreAddr(addr))
+		}
+		base.Fallbacks = append(base.Fallbacks, &pgconn.FallbackConfig{Host: c.Host, Port: c.Port, TLSConfig: c.TLSConfig})
+		base.Fallbacks = append(base.Fallbacks, c.Fallbacks...)
+	}
+	if err := applyTLS(base, o.BackendTLS); err != nil {
+		return nil, nil, err
+	}
+	if len(hostsOf(base)) > 1 && base.ValidateConnect == nil {
+		base.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
+	}
+	if base.ConnectTimeout == 0 && o.Postgres.ConnectTimeout > 0 {
+		base.ConnectTimeout = o.Postgres.ConnectTimeout
+	}
+	if o.Postgres.ConnectTimeout < 0 {
+		return nil, nil, fmt.Errorf("postgres.connect_timeout must not be negative, got %s", o.Postgres.ConnectTimeout)
+	}
+	if applicationName != "" {
+		base.RuntimeParams["application_name"] = applicationName
+	}
+	return base, pool, nil
+}
+
+// hostPort is one host of a cluster, in connection order.
+type hostPort struct {
+	host string
+	port uint16
+}
+
+// hostsOf lists the distinct hosts of a config; pgx repeats a host in the
+// fallbacks for each TLS variant (sslmode=prefer: TLS, then plain).
+func hostsOf(c *pgx.ConnConfig) []hostPort {
+	seen := map[hostPort]bool{}
+	var out []hostPort
+	add := func(h hostPort) {
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	add(hostPort{c.Host, c.Port})
+	for _, f := range c.Fallbacks {
+		add(hostPort{f.Host, f.Port})
+	}
+	return out
+}
+
+// redact rewrites a parse error so it cannot carry the password: pgx's
+// ParseConfigError keeps the raw address (ConnString, reachable through
+// errors.As) and a wrapped *url.Error quotes the whole URL. The address is
+// named by the caller through config.SanitizeStoreAddr instead.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	msg := pe.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		msg = msg[i+len("`: "):]
+	}
+	var ue *url.Error
+	if errors.As(pe.Unwrap(), &ue) {
+		msg = strings.ReplaceAll(msg, ue.Error(), ue.Err.Error())
+	}
+	return errors.New("cannot parse: " + msg)
+}

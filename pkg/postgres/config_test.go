@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/pkg/config"
+)
+
+func opts(addrs ...string) config.Options {
+	o := config.Default()
+	o.StoreAddrs = addrs
+	return o
+}
+
+func TestConnConfigSingleURL(t *testing.T) {
+	t.Parallel()
+	o := opts("postgres://meta:s3cret@db1:5433/metadb?sslmode=disable&application_name=ops")
+	o.Postgres.ConnectTimeout = 7 * time.Second
+	cc, err := ConnConfig(o, "metasrv-test")
+	require.NoError(t, err)
+	require.Equal(t, "db1", cc.Host)
+	require.Equal(t, uint16(5433), cc.Port)
+	require.Equal(t, "meta", cc.User)
+	require.Equal(t, "s3cret", cc.Password)
+	require.Equal(t, "metadb", cc.Database)
+	require.Nil(t, cc.TLSConfig)
+	require.Empty(t, cc.Fallbacks)
+	require.Nil(t, cc.ValidateConnect, "one host: no read-write check needed")
+	require.Equal(t, "metasrv-test", cc.RuntimeParams["application_name"])
+	require.Equal(t, 7*time.Second, cc.ConnectTimeout)
+}
+
+func TestConnConfigKeepsAddressConnectTimeout(t *testing.T) {
+	t.Parallel()
+	cc, err := ConnConfig(opts("host=db1 user=u dbname=d sslmode=disable connect_timeout=2"), "")
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, cc.ConnectTimeout)
+	require.Equal(t, "d", cc.Database)
+}
+
+func TestConnConfigSeveralAddressesMerge(t *testing.T) {
+	t.Parallel()
+	cc, err := ConnConfig(opts(
+		"postgres://u:pw@db1:5432/meta?sslmode=disable",
+		"host=db2 port=5433 user=u password=pw dbname=meta sslmode=disable",
+	), "")
+	require.NoError(t, err)
+	require.Equal(t, "db1", cc.Host)
+	require.Len(t, cc.Fallbacks, 1)
+	require.Equal(t, "db2", cc.Fallbacks[0].Host)
+	require.Equal(t, uint16(5433), cc.Fallbacks[0].Port)
+	require.NotNil(t, cc.ValidateConnect, "several hosts: only a writable one is accepted")
+}
+
+func TestConnConfigMultiHostEntry(t *testing.T) {
+	t.Parallel()
+	cc, err := ConnConfig(opts("postgres://u:pw@db1:5432,db2:5432/meta?sslmode=disable"), "")
+	require.NoError(t, err)
+	require.Len(t, cc.Fallbacks, 1)
+	require.NotNil(t, cc.ValidateConnect)
+}
+
+func TestConnConfigEntriesMustShareCredentials(t *testing.T) {
+	t.Parallel()
+	_, err := ConnConfig(opts(
+		"postgres://u:topsecret@db1/meta",
+		"postgres://other:topsecret@db2/meta",
+	), "")
+	require.ErrorContains(t, err, "store_addrs[1]")
+	require.ErrorContains(t, err, "one PostgreSQL cluster")
+	require.NotContains(t, err.Error(), "topsecret")
+}
+
+func TestConnConfigErrorsHidePassword(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{
+		"postgres://u:topsecret@db1:notaport/meta",
+		"postgres://u:topsecret@db1/meta?sslmode=bogus",
+		"host=db1 password=topsecret sslmode=bogus",
+		"host=db1 password=topsecret port=x",
+	} {
+		_, err := ConnConfig(opts(addr), "")
+		require.Error(t, err, addr)
+		require.ErrorContains(t, err, "store_addrs[0]")
+		require.NotContains(t, err.Error(), "topsecret", addr)
+	}
+	_, err := ConnConfig(opts(), "")
+	require.ErrorContains(t, err, "store_addrs is empty")
+	_, err = ConnConfig(opts("  "), "")
+	require.ErrorContains(t, err, "store_addrs[0] is empty")
+}
+
+func TestPoolConfigOptions(t *testing.T) {
+	t.Parallel()
+	o := opts("postgres://u@db1/meta?sslmode=disable&pool_max_conns=3")
+	o.Postgres = config.PostgresOptions{MaxConns: 9, MinConns: 2, MaxConnLifetime: time.Minute, MaxConnIdleTime: 30 * time.Second, ConnectTimeout: time.Second}
+	pc, err := PoolConfig(o, "pool")
+	require.NoError(t, err)
+	require.EqualValues(t, 9, pc.MaxConns)
+	require.EqualValues(t, 2, pc.MinConns)
+	require.Equal(t, time.Minute, pc.MaxConnLifetime)
+	require.Equal(t, 30*time.Second, pc.MaxConnIdleTime)
+	require.Equal(t, time.Second, pc.ConnConfig.ConnectTimeout)
+	require.Equal(t, "pool", pc.ConnConfig.RuntimeParams["application_name"])
+	_, sent := pc.ConnConfig.RuntimeParams["pool_max_conns"]
+	require.False(t, sent, "pool_* keys are not server settings")
+
+	o.Postgres.MaxConns = 0 // keep the address's pool_max_conns
+	o.Postgres.MinConns = 0
+	pc, err = PoolConfig(o, "")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, pc.MaxConns)
+
+	o.Postgres.MaxConns, o.Postgres.MinConns = 2, 5
+	_, err = PoolConfig(o, "")
+	require.ErrorContains(t, err, "postgres.min_conns (5) is greater than postgres.max_conns (2)")
+}
+
+func TestTLSModes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newCA(t, "test-ca")
+	caPath := filepath.Join(dir, "ca.crt")
+	require.NoError(t, os.WriteFile(caPath, ca.certPEM, 0o600))
+	client := ca.issue(t, "certuser", nil, nil)
+	certPath, keyPath := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	require.NoError(t, os.WriteFile(certPath, client.certPEM, 0o600))
+	require.NoError(t, os.WriteFile(keyPath, client.keyPEM, 0o600))
+
+	addrs := []string{"postgres://u@db1/meta", "postgres://u@db2/meta"}
+	build := func(tlsOpts config.BackendTLSOptions) (*pgxConnConfigView, error) {
+		o := opts(addrs...)
+		o.BackendTLS = tlsOpts
+		cc, err := ConnConfig(o, "")
+		if err != nil {
+			return nil, err
+		}
+		return view(cc), nil
+	}
+
+	v, err := build(config.BackendTLSOptions{Mode: config.TLSDisable})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:plain", "db2:plain"}, v.attempts)
+
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSPrefer})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:tls", "db1:plain", "db2:tls", "db2:plain"}, v.attempts)
+	require.True(t, v.first.InsecureSkipVerify)
+
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSRequire})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
+	require.True(t, v.first.InsecureSkipVerify)
+	require.Nil(t, v.first.VerifyConnection, "require without a CA does not verify")
+
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSRequire, CACertPath: caPath})
+	require.NoError(t, err)
+	require.NotNil(t, v.first.VerifyConnection, "require with a CA verifies the chain, as libpq")
+
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyCA, CACertPath: caPath})
+	require.NoError(t, err)
+	require.True(t, v.first.InsecureSkipVerify)
+	require.NotNil(t, v.first.VerifyConnection)
+
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: caPath, CertPath: certPath, KeyPath: keyPath})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
+	require.False(t, v.first.InsecureSkipVerify)
+	require.Equal(t, "db1", v.first.ServerName)
+	require.Equal(t, "db2", v.serverNames[1], "each host is verified under its own name")
+	require.Len(t, v.first.Certificates, 1)
+
+	_, err = build(config.BackendTLSOptions{Mode: "verify-full"})
+	require.ErrorContains(t, err, `backend_tls.mode: unknown mode "verify-full"`)
+	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: filepath.Join(dir, "missing.crt")})
+	require.ErrorContains(t, err, "backend_tls.ca_cert_path")
+	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: keyPath})
+	require.ErrorContains(t, err, "no PEM certificate")
+	_, err = build(config.BackendTLSOptions{Mode: config.TLSRequire, CertPath: certPath})
+	require.ErrorContains(t, err, "cert_path and key_path must be set together")
+	_, err = build(config.BackendTLSOptions{CACertPath: caPath})
+	require.ErrorContains(t, err, "backend_tls.mode is empty")
+
+	// Empty mode keeps the address's own sslmode.
+	o := opts("postgres://u@db1/meta?sslmode=require")
+	cc, err := ConnConfig(o, "")
+	require.NoError(t, err)
+	require.NotNil(t, cc.TLSConfig)
+	require.Empty(t, cc.Fallbacks)
+}
+
+func TestQuoting(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, `"greptime_metakv"`, QuoteIdent("greptime_metakv"))
+	require.Equal(t, `"we""ird"`, QuoteIdent(`we"ird`))
+	require.Equal(t, `"s1"."t"`, QualifiedTable("s1", "t"))
+	require.Equal(t, `"t"`, QualifiedTable("", "t"))
+}
