@@ -1,0 +1,205 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+)
+
+// route says which nodes may serve a call.
+type route int
+
+const (
+	toLeader route = iota // writes, linearizable reads, procedures
+	toAny                 // serializable reads, cluster membership
+)
+
+// callKind says what may be retried.
+type callKind int
+
+const (
+	// idempotent calls are retried on any transient failure.
+	idempotent callKind = iota
+	// mutating calls are re-sent only when certainly not executed.
+	mutating
+)
+
+// A hint names the leader directly, so it is followed without pausing; but
+// two nodes naming each other during a hand-over must not spin, hence a cap
+// on consecutive follows.
+const maxHintHops = 3
+
+type decision int
+
+const (
+	stop decision = iota
+	followHint
+	rediscover
+	retry
+)
+
+type response interface {
+	GetHeader() *metasrvv1.ResponseHeader
+}
+
+// invoke runs fn against the node route picks, retrying per kind until it
+// succeeds, fails for good, or ctx (bounded by RequestTimeout when it has no
+// deadline) ends.
+func invoke[T response](ctx context.Context, c *Client, r route, kind callKind, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
+	var zero T
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	var lastErr error
+	hops := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && hops == 0 {
+			if err := c.pause(ctx, attempt); err != nil {
+				return zero, giveUp(attempt, err, lastErr)
+			}
+		}
+		addr, err := c.target(ctx, r)
+		if err != nil {
+			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+				return zero, giveUp(attempt, err, lastErr)
+			}
+			lastErr, hops = err, 0
+			continue
+		}
+		cc, err := c.conn(addr)
+		if err != nil {
+			return zero, err
+		}
+		if err := c.waitReady(ctx, cc); err != nil {
+			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+				return zero, giveUp(attempt+1, ctx.Err(), fmt.Errorf("%s: %w", addr, err))
+			}
+			// Not sent: safe to try elsewhere whatever the call is.
+			lastErr, hops = fmt.Errorf("%s: %w", addr, err), 0
+			if r == toLeader {
+				c.forgetLeader(addr)
+			}
+			continue
+		}
+		resp, err := fn(ctx, cc)
+		if err == nil {
+			c.observe(resp.GetHeader())
+			return resp, nil
+		}
+		lastErr = toError(err)
+		d, hint := decide(ctx, err, kind, addr)
+		switch d {
+		case followHint:
+			c.setLeader(hint, 0)
+			if hops++; hops > maxHintHops {
+				hops = 0
+			}
+		case rediscover:
+			if r == toLeader {
+				c.forgetLeader(addr)
+			}
+			hops = 0
+		case retry:
+			hops = 0
+		default:
+			if kind == mutating && sentAndLost(ctx, err) {
+				if r == toLeader {
+					c.forgetLeader(addr)
+				}
+				return zero, &outcomeUnknown{err: lastErr}
+			}
+			return zero, lastErr
+		}
+	}
+}
+
+// decide says what to do after a failed attempt at addr.
+func decide(ctx context.Context, err error, kind callKind, addr string) (decision, string) {
+	if info, ok := metasrvv1.ErrorInfoOf(err); ok {
+		// The server explains itself; every reason but a lost outcome means
+		// "not executed", so writes may be re-sent too.
+		switch info.GetReason() {
+		case metasrvv1.ReasonNotLeader:
+			if h := info.GetMetadata()[metasrvv1.MetadataLeader]; h != "" && h != addr {
+				return followHint, h
+			}
+			return rediscover, ""
+		case metasrvv1.ReasonFenced, metasrvv1.ReasonNoLeader:
+			return rediscover, ""
+		case metasrvv1.ReasonBackendUnavailable:
+			return retry, ""
+		default:
+			return stop, ""
+		}
+	}
+	if ctx.Err() != nil || kind == mutating {
+		return stop, ""
+	}
+	if status.Code(err) == codes.Unavailable {
+		// The connection broke; for a read, asking again is harmless.
+		return rediscover, ""
+	}
+	return stop, ""
+}
+
+// sentAndLost reports whether a failed call may have executed without the
+// client learning its result: its connection broke, or its deadline passed,
+// with no explanation from the server.
+func sentAndLost(ctx context.Context, err error) bool {
+	if _, ok := metasrvv1.ErrorInfoOf(err); ok {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
+}
+
+func giveUp(attempts int, cause, last error) error {
+	if last == nil {
+		return cause
+	}
+	return fmt.Errorf("metasrv: gave up after %d attempts: %w (last error: %w)", attempts, cause, last)
+}
+
+// target picks the node for the next attempt.
+func (c *Client) target(ctx context.Context, r route) (string, error) {
+	if r == toAny {
+		return c.nextEndpoint(), nil
+	}
+	if l := c.cachedLeader(); l != "" {
+		return l, nil
+	}
+	return c.discover(ctx)
+}
+
+// pause sleeps before retry number attempt: exponential from
+// MinRetryBackoff, capped at MaxRetryBackoff, with jitter so clients that
+// failed together do not retry together.
+func (c *Client) pause(ctx context.Context, attempt int) error {
+	d := c.cfg.MinRetryBackoff << min(attempt-1, 20)
+	if d <= 0 || d > c.cfg.MaxRetryBackoff {
+		d = c.cfg.MaxRetryBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

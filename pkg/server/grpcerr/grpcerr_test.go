@@ -1,0 +1,120 @@
+package grpcerr_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+)
+
+func TestStatusMapping(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		err     error
+		code    codes.Code
+		reason  string // expected ErrorInfo reason, "" for none
+		msg     string // substring of the message
+		noLeak  string // must not appear in the message
+		isFault bool
+	}{
+		{"too many ops", fmt.Errorf("%w: txn has 9 compares, max_txn_ops is 8", kv.ErrTooManyTxnOps), codes.InvalidArgument, "", "max_txn_ops is 8", "", false},
+		{"value too large", fmt.Errorf("op: %w", fmt.Errorf("%w: value of key \"k\" is 2000 bytes, max_metadata_value_size is 1024 bytes", kv.ErrValueTooLarge)), codes.InvalidArgument, "", "max_metadata_value_size", "", false},
+		{"empty key", fmt.Errorf("%w: key must not be empty", kv.ErrEmptyKey), codes.InvalidArgument, "", "key must not be empty", "", false},
+		{"backend unavailable", fmt.Errorf("%w: dial tcp 10.1.2.3:5432: refused", kv.ErrUnavailable), codes.Unavailable, metasrvv1.ReasonBackendUnavailable, "not applied", "10.1.2.3", true},
+		{"outcome unknown", fmt.Errorf("%w: %w: commit: EOF", kv.ErrUnavailable, kv.ErrOutcomeUnknown), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not have been applied", "EOF", true},
+		{"outcome unknown on cancel", fmt.Errorf("%w: %w", kv.ErrOutcomeUnknown, context.Canceled), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not", "", true},
+		{"deadline", fmt.Errorf("range: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "", "deadline", "", false},
+		{"canceled", context.Canceled, codes.Canceled, "", "canceled", "", false},
+		{"not leader", fmt.Errorf("route: %w", &grpcerr.NotLeaderError{Leader: "10.0.0.2:3002"}), codes.Unavailable, metasrvv1.ReasonNotLeader, "the leader is 10.0.0.2:3002", "", false},
+		{"fenced", fmt.Errorf("put: %w", &election.FencedError{Expected: 3, Actual: 4}), codes.Unavailable, metasrvv1.ReasonFenced, "not applied", "", false},
+		{"no leader", election.ErrNoLeader, codes.Unavailable, metasrvv1.ReasonNoLeader, "no leader", "", false},
+		{"internal", errors.New("pgx: secret table layout xyz"), codes.Internal, "", "internal error", "xyz", true},
+		{"status passes through", status.Error(codes.NotFound, "procedure p1 not found"), codes.NotFound, "", "procedure p1 not found", "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			st, fault := grpcerr.Status(c.err)
+			require.Equal(t, c.code, st.Code(), st.Message())
+			require.Contains(t, st.Message(), c.msg)
+			if c.noLeak != "" {
+				require.NotContains(t, st.Message(), c.noLeak)
+			}
+			require.Equal(t, c.isFault, fault)
+			info, ok := metasrvv1.ErrorInfoOf(st.Err())
+			if c.reason == "" {
+				require.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			require.Equal(t, c.reason, info.GetReason())
+			require.Equal(t, metasrvv1.ErrorDomain, info.GetDomain())
+		})
+	}
+	st, _ := grpcerr.Status(nil)
+	require.Nil(t, st)
+}
+
+func TestNotLeaderCarriesLeader(t *testing.T) {
+	t.Parallel()
+	st, _ := grpcerr.Status(&grpcerr.NotLeaderError{Leader: "h:1"})
+	info, ok := metasrvv1.ErrorInfoOf(st.Err())
+	require.True(t, ok)
+	require.Equal(t, map[string]string{metasrvv1.MetadataLeader: "h:1"}, info.GetMetadata())
+
+	st, _ = grpcerr.Status(&grpcerr.NotLeaderError{})
+	info, ok = metasrvv1.ErrorInfoOf(st.Err())
+	require.True(t, ok)
+	require.Empty(t, info.GetMetadata())
+}
+
+func TestUnaryInterceptor(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	icpt := grpcerr.UnaryServerInterceptor(logger)
+	info := &grpc.UnaryServerInfo{FullMethod: "/metasrv.v1.Store/Put"}
+
+	_, err := icpt(context.Background(), nil, info, func(context.Context, any) (any, error) {
+		panic("boom")
+	})
+	require.Equal(t, codes.Internal, status.Code(err))
+	require.NotContains(t, err.Error(), "boom")
+	require.Contains(t, logs.String(), "handler panicked")
+	require.Contains(t, logs.String(), "boom")
+
+	_, err = icpt(context.Background(), nil, info, func(context.Context, any) (any, error) {
+		return nil, fmt.Errorf("%w: key must not be empty", kv.ErrEmptyKey)
+	})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+
+	resp, err := icpt(context.Background(), nil, info, func(context.Context, any) (any, error) { return "ok", nil })
+	require.NoError(t, err)
+	require.Equal(t, "ok", resp)
+}
+
+func TestStreamInterceptorRecovers(t *testing.T) {
+	t.Parallel()
+	icpt := grpcerr.StreamServerInterceptor(slog.New(slog.DiscardHandler))
+	err := icpt(nil, fakeStream{}, &grpc.StreamServerInfo{FullMethod: "/x/y"}, func(any, grpc.ServerStream) error {
+		panic("boom")
+	})
+	require.Equal(t, codes.Internal, status.Code(err))
+}
+
+type fakeStream struct{ grpc.ServerStream }
+
+func (fakeStream) Context() context.Context { return context.Background() }

@@ -1,0 +1,202 @@
+// Package storesvc is the metasrv.v1.Store gRPC service: the key-value API of
+// package kv, served by the leader for writes and linearizable reads, and by
+// any node for serializable reads.
+package storesvc
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/pgmetasrv/metasrv/pkg/api/kvpb"
+	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
+)
+
+// Router is what the service needs from the metasrv core: which backend
+// serves a call, and what to put in response headers.
+//
+// Both backends must already enforce the request limits (kv.WithLimits with
+// max_txn_ops and max_metadata_value_size) and the key prefix
+// (kv.WithPrefix): the service adds neither, so a limit is checked once, in
+// the one place every caller goes through.
+type Router interface {
+	// LeaderBackend returns the backend for writes and linearizable reads
+	// while this node leads (typically the leader cache over PostgreSQL, with
+	// fenced writes). When this node is not the leader it returns an error
+	// wrapping *grpcerr.NotLeaderError naming the leader if known; a
+	// deposed-but-unaware leader's writes fail with election.ErrFenced.
+	LeaderBackend(ctx context.Context) (kv.Backend, error)
+	// SerializableBackend returns the backend for serializable reads: the
+	// durable store read directly, usable on every node, leader or not.
+	SerializableBackend() kv.Backend
+	rpcheader.Source
+}
+
+// Service implements metasrvv1.StoreServer over a Router.
+type Service struct {
+	metasrvv1.UnimplementedStoreServer
+	router Router
+	logger *slog.Logger
+}
+
+var _ metasrvv1.StoreServer = (*Service)(nil)
+
+// New returns the Store service. Errors are mapped to statuses by package
+// grpcerr inside each handler, so the service answers correctly with or
+// without grpcerr's interceptors (which the server should install anyway, for
+// panics).
+func New(router Router, logger *slog.Logger) *Service {
+	return &Service{router: router, logger: logger.With("component", "store_service")}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	metasrvv1.RegisterStoreServer(r, s)
+}
+
+func (s *Service) fail(ctx context.Context, method string, err error) error {
+	return grpcerr.Error(ctx, s.logger, method, err)
+}
+
+func (s *Service) header() *metasrvv1.ResponseHeader { return s.router.HeaderInfo().PB() }
+
+// reader picks the backend for a read.
+func (s *Service) reader(ctx context.Context, serializable bool) (kv.Backend, error) {
+	if serializable {
+		return s.router.SerializableBackend(), nil
+	}
+	return s.router.LeaderBackend(ctx)
+}
+
+func (s *Service) Range(ctx context.Context, in *metasrvv1.RangeRequest) (*metasrvv1.RangeResponse, error) {
+	const method = metasrvv1.Store_Range_FullMethodName
+	req, serializable, err := kvpb.RangeRequestFromPB(in)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	b, err := s.reader(ctx, serializable)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	resp, err := b.Range(ctx, req)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	out := kvpb.RangeResponseToPB(resp)
+	out.Header = s.header()
+	return out, nil
+}
+
+func (s *Service) BatchGet(ctx context.Context, in *metasrvv1.BatchGetRequest) (*metasrvv1.BatchGetResponse, error) {
+	const method = metasrvv1.Store_BatchGet_FullMethodName
+	req, serializable, err := kvpb.BatchGetRequestFromPB(in)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	b, err := s.reader(ctx, serializable)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	resp, err := b.BatchGet(ctx, req)
+	if err != nil {
+		return nil, s.fail(ctx, method, err)
+	}
+	out := kvpb.BatchGetResponseToPB(resp)
+	out.Header = s.header()
+	return out, nil
+}
+
+// write runs one leader-only call: decode, route to the leader backend,
+// apply, encode. Every write handler is this with its own conversions.
+func write[Req, Resp, PBResp any](ctx context.Context, s *Service, method string,
+	decode func() (Req, error),
+	apply func(kv.Backend, context.Context, Req) (Resp, error),
+	encode func(Resp) PBResp,
+) (PBResp, error) {
+	var zero PBResp
+	req, err := decode()
+	if err != nil {
+		return zero, s.fail(ctx, method, err)
+	}
+	b, err := s.router.LeaderBackend(ctx)
+	if err != nil {
+		return zero, s.fail(ctx, method, err)
+	}
+	resp, err := apply(b, ctx, req)
+	if err != nil {
+		return zero, s.fail(ctx, method, err)
+	}
+	return encode(resp), nil
+}
+
+func (s *Service) Put(ctx context.Context, in *metasrvv1.PutRequest) (*metasrvv1.PutResponse, error) {
+	return write(ctx, s, metasrvv1.Store_Put_FullMethodName,
+		func() (kv.PutRequest, error) { return kvpb.PutRequestFromPB(in) },
+		kv.Backend.Put,
+		func(r kv.PutResponse) *metasrvv1.PutResponse {
+			out := kvpb.PutResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
+
+func (s *Service) BatchPut(ctx context.Context, in *metasrvv1.BatchPutRequest) (*metasrvv1.BatchPutResponse, error) {
+	return write(ctx, s, metasrvv1.Store_BatchPut_FullMethodName,
+		func() (kv.BatchPutRequest, error) { return kvpb.BatchPutRequestFromPB(in) },
+		kv.Backend.BatchPut,
+		func(r kv.BatchPutResponse) *metasrvv1.BatchPutResponse {
+			out := kvpb.BatchPutResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
+
+func (s *Service) BatchDelete(ctx context.Context, in *metasrvv1.BatchDeleteRequest) (*metasrvv1.BatchDeleteResponse, error) {
+	return write(ctx, s, metasrvv1.Store_BatchDelete_FullMethodName,
+		func() (kv.BatchDeleteRequest, error) { return kvpb.BatchDeleteRequestFromPB(in) },
+		kv.Backend.BatchDelete,
+		func(r kv.BatchDeleteResponse) *metasrvv1.BatchDeleteResponse {
+			out := kvpb.BatchDeleteResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
+
+func (s *Service) DeleteRange(ctx context.Context, in *metasrvv1.DeleteRangeRequest) (*metasrvv1.DeleteRangeResponse, error) {
+	return write(ctx, s, metasrvv1.Store_DeleteRange_FullMethodName,
+		func() (kv.DeleteRangeRequest, error) { return kvpb.DeleteRangeRequestFromPB(in) },
+		kv.Backend.DeleteRange,
+		func(r kv.DeleteRangeResponse) *metasrvv1.DeleteRangeResponse {
+			out := kvpb.DeleteRangeResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
+
+func (s *Service) CompareAndPut(ctx context.Context, in *metasrvv1.CompareAndPutRequest) (*metasrvv1.CompareAndPutResponse, error) {
+	return write(ctx, s, metasrvv1.Store_CompareAndPut_FullMethodName,
+		func() (kv.CompareAndPutRequest, error) { return kvpb.CompareAndPutRequestFromPB(in) },
+		kv.Backend.CompareAndPut,
+		func(r kv.CompareAndPutResponse) *metasrvv1.CompareAndPutResponse {
+			out := kvpb.CompareAndPutResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
+
+// Txn always goes to the leader, even when every op is a GET: a Txn's
+// compares must be evaluated against the latest state, atomically.
+func (s *Service) Txn(ctx context.Context, in *metasrvv1.TxnRequest) (*metasrvv1.TxnResponse, error) {
+	return write(ctx, s, metasrvv1.Store_Txn_FullMethodName,
+		func() (kv.TxnRequest, error) { return kvpb.TxnRequestFromPB(in) },
+		kv.Backend.Txn,
+		func(r kv.TxnResponse) *metasrvv1.TxnResponse {
+			out := kvpb.TxnResponseToPB(r)
+			out.Header = s.header()
+			return out
+		})
+}
