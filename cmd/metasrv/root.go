@@ -36,6 +36,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newStartCommand(a),
 		newConfigCommand(a),
 		newVersionCommand(a),
+		newMigrateCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,195 @@
+package metasrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+)
+
+// Deps is what a Metasrv is built from.
+type Deps struct {
+	Logger *slog.Logger
+	// Store is the durable metadata store, unfenced, without the key prefix.
+	// Serializable reads and the cache load read it.
+	Store kv.Backend
+	// Fenced returns the durable store whose writes are fenced by term (for
+	// postgres_store, pgkv's WithFence with the election's fence). Nil means
+	// Store needs no fence (memory_store: one node, nobody to race).
+	Fenced func(term int64) kv.Backend
+	// KeyPrefix is store_key_prefix.
+	KeyPrefix []byte
+	// Limits are enforced on the leader's backend (max_txn_ops, value size).
+	Limits kv.Limits
+	// Elector decides leadership; election.Single for memory_store.
+	Elector election.Elector
+	// Listeners run while this node leads, after the built-in ones, in order.
+	Listeners []Listener
+}
+
+// Metasrv is one metadata server node: it follows the election, and while it
+// leads it keeps the leader cache and runs the leadership listeners.
+type Metasrv struct {
+	logger    *slog.Logger
+	store     kv.Backend // prefixed, unfenced
+	fenced    func(term int64) kv.Backend
+	limits    kv.Limits
+	elector   election.Elector
+	listeners []Listener
+
+	state atomic.Int32
+	// current is the running term; nil while following.
+	current atomic.Pointer[leadTerm]
+	// memory is the in-memory KV of the current term, replaced on every change.
+	memory atomic.Pointer[memkv.Store]
+
+	started, stopped atomic.Bool
+	stopMu           sync.Mutex
+	watcherDone      chan struct{}
+	unsubscribe      func()
+}
+
+// leadTerm is one term of leadership on this node.
+type leadTerm struct {
+	id     int64
+	cache  *leaderCache
+	store  kv.Backend // the Term.Store handed out: limits over the term store
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the term's lead goroutine returned
+	reload chan error    // asks the lead goroutine to reload the cache
+}
+
+// New builds a Metasrv; Start makes it run.
+func New(d Deps) (*Metasrv, error) {
+	if d.Logger == nil || d.Store == nil || d.Elector == nil {
+		return nil, errors.New("metasrv: Logger, Store and Elector are required")
+	}
+	m := &Metasrv{
+		logger:    d.Logger.With("component", "metasrv"),
+		store:     kv.WithPrefix(d.Store, d.KeyPrefix),
+		limits:    d.Limits,
+		elector:   d.Elector,
+		listeners: d.Listeners,
+	}
+	if d.Fenced != nil {
+		m.fenced = func(term int64) kv.Backend { return kv.WithPrefix(d.Fenced(term), d.KeyPrefix) }
+	} else {
+		m.fenced = func(int64) kv.Backend { return m.store }
+	}
+	m.memory.Store(memkv.New())
+	return m, nil
+}
+
+// Start subscribes to the election, starts the leadership watcher and then the
+// election. A second call logs a warning and returns nil.
+func (m *Metasrv) Start(ctx context.Context) error {
+	if !m.started.CompareAndSwap(false, true) {
+		m.logger.Warn("metasrv already started")
+		return nil
+	}
+	changes, unsubscribe := m.elector.Subscribe()
+	m.unsubscribe = unsubscribe
+	m.watcherDone = make(chan struct{})
+	go m.watch(changes)
+	if err := m.elector.Start(ctx); err != nil {
+		m.Shutdown(context.WithoutCancel(ctx))
+		return fmt.Errorf("metasrv: start election: %w", err)
+	}
+	m.logger.Info("metasrv started")
+	return nil
+}
+
+// Shutdown stops leader work, resigns and waits for every goroutine. A second
+// call logs a warning and returns nil. ctx bounds the wait.
+func (m *Metasrv) Shutdown(ctx context.Context) error {
+	m.stopMu.Lock()
+	defer m.stopMu.Unlock()
+	if !m.started.Load() || !m.stopped.CompareAndSwap(false, true) {
+		m.logger.Warn("metasrv shutdown called again or before start")
+		return nil
+	}
+	// Stopping the elector resigns and ends the stream after its last
+	// StepDown, which makes the watcher stop the listeners and return.
+	m.elector.Stop()
+	select {
+	case <-m.watcherDone:
+	case <-ctx.Done():
+		return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop: %w", ctx.Err())
+	}
+	m.unsubscribe()
+	m.logger.Info("metasrv stopped")
+	return nil
+}
+
+// State reports where this node stands.
+func (m *Metasrv) State() State { return State(m.state.Load()) }
+
+// Elector is the election this node follows.
+func (m *Metasrv) Elector() election.Elector { return m.elector }
+
+// servesTerm is true while term is this node's running term and the node
+// still trusts its leadership (inside the election's trust window).
+func (m *Metasrv) servesTerm(term int64) bool {
+	t := m.current.Load()
+	return t != nil && t.id == term && m.elector.IsLeader() && m.elector.Term() == term
+}
+
+// notLeader builds the refusal of a leader-only request, naming the leader
+// when the election knows it.
+func (m *Metasrv) notLeader(ctx context.Context) error {
+	l, err := m.elector.Leader(ctx)
+	if err != nil {
+		return &election.NotLeaderError{}
+	}
+	return &election.NotLeaderError{Leader: l.Addr}
+}
+
+// LeaderBackend returns the leader's store for the current term: reads from
+// the leader cache, writes fenced and written through. It fails with an
+// *election.NotLeaderError when this node does not lead or is not ready.
+func (m *Metasrv) LeaderBackend(ctx context.Context) (kv.Backend, error) {
+	t := m.current.Load()
+	if t == nil || !t.cache.ready.Load() || !m.servesTerm(t.id) {
+		return nil, m.notLeader(ctx)
+	}
+	return t.store, nil
+}
+
+// SerializableBackend reads the durable store directly, on any node: it may lag
+// the leader by the writes in flight, never by a committed one it was asked
+// after.
+func (m *Metasrv) SerializableBackend() kv.Backend { return kv.WithLimits(m.store, m.limits) }
+
+// MemoryBackend is the in-memory KV of the current term.
+func (m *Metasrv) MemoryBackend() kv.Backend { return m.memory.Load() }
+
+// CacheStats reports the leader cache's keys and bytes (zero while following).
+func (m *Metasrv) CacheStats() (keys int, bytes int64) {
+	t := m.current.Load()
+	if t == nil {
+		return 0, 0
+	}
+	return t.cache.data.Stats()
+}
+
+// invalidateCache asks the term's lead goroutine to reload the cache; until it
+// has, leader-only calls are refused.
+func (m *Metasrv) invalidateCache(term int64, reason error) {
+	t := m.current.Load()
+	if t == nil || t.id != term {
+		return
+	}
+	t.cache.ready.Store(false)
+	m.state.Store(int32(LeaderNotReady))
+	m.logger.Error("leader cache invalidated; reloading", "term", term, "err", reason)
+	select {
+	case t.reload <- reason:
+	default: // a reload is already pending
+	}
+}

@@ -1,0 +1,252 @@
+package metasrv
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const waitFor = 10 * time.Second
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// recorder is a listener that records its starts and stops in a shared log,
+// and can be made to fail its first starts.
+type recorder struct {
+	name     string
+	log      *eventLog
+	failures int
+
+	mu      sync.Mutex
+	attempt int
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+	cond   chan struct{}
+}
+
+func newEventLog() *eventLog { return &eventLog{cond: make(chan struct{}, 1000)} }
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+	l.cond <- struct{}{}
+}
+
+func (l *eventLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.events...)
+}
+
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Start(ctx context.Context, t Term) error {
+	r.mu.Lock()
+	r.attempt++
+	fail := r.attempt <= r.failures
+	r.mu.Unlock()
+	if fail {
+		return errors.New("injected start failure")
+	}
+	r.log.add("start " + r.name)
+	return nil
+}
+
+func (r *recorder) Stop() { r.log.add("stop " + r.name) }
+
+type bundle struct {
+	m       *Metasrv
+	store   *memkv.Store
+	elector *election.Single
+	log     *eventLog
+}
+
+func setup(t *testing.T, listeners ...Listener) *bundle {
+	t.Helper()
+	store := memkv.New()
+	el := election.NewSingle(func() election.NodeInfo { return election.NodeInfo{Addr: "127.0.0.1:3002"} }, discard())
+	m, err := New(Deps{
+		Logger:    discard(),
+		Store:     store,
+		KeyPrefix: []byte("cluster-a/"),
+		Limits:    kv.Limits{MaxTxnOps: 8, MaxValueSize: 1024},
+		Elector:   el,
+		Listeners: listeners,
+	})
+	require.NoError(t, err)
+	return &bundle{m: m, store: store, elector: el}
+}
+
+func waitState(t *testing.T, m *Metasrv, want State) {
+	t.Helper()
+	require.Eventually(t, func() bool { return m.State() == want }, waitFor, time.Millisecond, "state never became %s (is %s)", want, m.State())
+}
+
+func TestStartShutdownTwice(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	require.NoError(t, b.m.Start(ctx))
+	require.NoError(t, b.m.Start(ctx))
+	waitState(t, b.m, LeaderReady)
+	require.NoError(t, b.m.Shutdown(ctx))
+	require.NoError(t, b.m.Shutdown(ctx))
+	require.Equal(t, Follower, b.m.State())
+	_, err := b.m.LeaderBackend(ctx)
+	require.ErrorIs(t, err, election.ErrNotLeader)
+}
+
+func TestMemoryStoreLeadsAndServes(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	require.NoError(t, b.m.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
+	waitState(t, b.m, LeaderReady)
+
+	store, err := b.m.LeaderBackend(ctx)
+	require.NoError(t, err)
+
+	// Default metadata exists, under the key prefix in the durable store.
+	got, err := kv.Get(ctx, store, CatalogKey(DefaultCatalog))
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	raw, err := kv.Get(ctx, b.store, append([]byte("cluster-a/"), SchemaKey(DefaultCatalog, DefaultSchema)...))
+	require.NoError(t, err)
+	require.NotNil(t, raw)
+
+	// A read after a write sees it, from the cache and from the durable store.
+	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	require.NoError(t, err)
+	got, err = kv.Get(ctx, store, []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("v"), got.Value)
+	got, err = kv.Get(ctx, b.m.SerializableBackend(), []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("v"), got.Value)
+
+	// Limits hold on the leader's store.
+	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: make([]byte, 2000)})
+	require.ErrorIs(t, err, kv.ErrValueTooLarge)
+
+	keys, size := b.m.CacheStats()
+	require.Equal(t, 3, keys)
+	require.Positive(t, size)
+}
+
+func TestListenersStartInOrderStopInReverseAndFailuresRetry(t *testing.T) {
+	log := newEventLog()
+	a := &recorder{name: "a", log: log}
+	flaky := &recorder{name: "flaky", log: log, failures: 2}
+	c := &recorder{name: "c", log: log}
+	b := setup(t, a, flaky, c)
+	ctx := context.Background()
+	require.NoError(t, b.m.Start(ctx))
+	require.Eventually(t, func() bool { return len(log.snapshot()) == 3 }, waitFor, time.Millisecond)
+	// The failing listener did not hold up the one after it.
+	require.Equal(t, []string{"start a", "start c", "start flaky"}, log.snapshot())
+
+	require.NoError(t, b.m.Shutdown(ctx))
+	require.Equal(t, []string{"start a", "start c", "start flaky", "stop c", "stop flaky", "stop a"}, log.snapshot())
+}
+
+func TestResignEndsTheTermAndItsStore(t *testing.T) {
+	log := newEventLog()
+	l := &recorder{name: "l", log: log}
+	b := setup(t, l)
+	ctx := context.Background()
+	require.NoError(t, b.m.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
+	waitState(t, b.m, LeaderReady)
+	store, err := b.m.LeaderBackend(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(log.snapshot()) == 1 }, waitFor, time.Millisecond)
+
+	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v1")})
+	require.NoError(t, err)
+
+	// A lone node that resigns wins the next term at once: the listener is
+	// stopped for term 1 and started again for term 2.
+	require.NoError(t, b.elector.Resign(ctx))
+	require.Eventually(t, func() bool { return len(log.snapshot()) == 3 }, waitFor, time.Millisecond)
+	require.Equal(t, []string{"start l", "stop l", "start l"}, log.snapshot())
+	waitState(t, b.m, LeaderReady)
+
+	// The old term's store refuses both reads and writes.
+	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v2")})
+	require.ErrorIs(t, err, election.ErrNotLeader)
+	_, err = kv.Get(ctx, store, []byte("k"))
+	require.ErrorIs(t, err, election.ErrNotLeader)
+
+	// The new term's cache was loaded afresh from the durable store.
+	store2, err := b.m.LeaderBackend(ctx)
+	require.NoError(t, err)
+	got, err := kv.Get(ctx, store2, []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("v1"), got.Value)
+}
+
+func TestStreamClosedUnexpectedlyStepsDown(t *testing.T) {
+	log := newEventLog()
+	l := &recorder{name: "l", log: log}
+	b := setup(t, l)
+	ctx := context.Background()
+	require.NoError(t, b.m.Start(ctx))
+	waitState(t, b.m, LeaderReady)
+	require.Eventually(t, func() bool { return len(log.snapshot()) == 1 }, waitFor, time.Millisecond)
+	// Stopping the elector behind the core's back closes its stream.
+	b.elector.Stop()
+	waitState(t, b.m, Follower)
+	require.Eventually(t, func() bool { return len(log.snapshot()) == 2 }, waitFor, time.Millisecond)
+	require.NoError(t, b.m.Shutdown(ctx))
+}
+
+func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	l := NewNodeExpiryListener(discard(), time.Hour, time.Hour, func() time.Time { return now })
+	ctx := context.Background()
+	mem := memkv.New()
+	put := func(key string, last time.Time) {
+		_, err := mem.Put(ctx, kv.PutRequest{Key: []byte(NodeInfoPrefix + key), Value: []byte(`{"last_activity_ts_ms":` + itoa(last.UnixMilli()) + `}`)})
+		require.NoError(t, err)
+	}
+	put("datanode/1", now.Add(-2*time.Hour))
+	put("datanode/2", now.Add(-time.Minute))
+	_, err := mem.Put(ctx, kv.PutRequest{Key: []byte(NodeInfoPrefix + "garbage"), Value: []byte("not json")})
+	require.NoError(t, err)
+	_, err = mem.Put(ctx, kv.PutRequest{Key: []byte("other/key"), Value: []byte("x")})
+	require.NoError(t, err)
+
+	n, err := l.Sweep(ctx, mem)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	resp, err := mem.Range(ctx, kv.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, KeysOnly: true})
+	require.NoError(t, err)
+	var keys []string
+	for _, p := range resp.Kvs {
+		keys = append(keys, string(p.Key))
+	}
+	require.Equal(t, []string{NodeInfoPrefix + "datanode/2", "other/key"}, keys)
+
+	// As a listener it starts and stops cleanly.
+	require.NoError(t, l.Start(ctx, Term{ID: 1, Memory: mem}))
+	l.Stop()
+	l.Stop()
+}
+
+func itoa(v int64) string { return strconvFormat(v) }

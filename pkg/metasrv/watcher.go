@@ -1,0 +1,137 @@
+package metasrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+)
+
+// errTermEnded is the cause a term's context is cancelled with on step-down.
+var errTermEnded = errors.New("metasrv: leadership term ended")
+
+// watch consumes the election's stream in order until it closes. Every change
+// empties the in-memory KV and drops the leader cache; Elected starts a term,
+// StepDown ends it and waits for its work to stop.
+func (m *Metasrv) watch(changes <-chan election.LeaderChange) {
+	defer close(m.watcherDone)
+	for ch := range changes {
+		m.memory.Store(memkv.New())
+		switch ch.Kind {
+		case election.Elected:
+			if t := m.current.Load(); t != nil {
+				m.logger.Error("elected while a term is still running; ending it first", "running_term", t.id, "term", ch.Term)
+				m.becomeFollower(t.id)
+			}
+			m.becomeLeader(ch.Term)
+		case election.StepDown:
+			m.becomeFollower(ch.Term)
+		default:
+			m.logger.Error("unknown leadership change ignored", "change", ch.String())
+		}
+	}
+	if t := m.current.Load(); t != nil {
+		// The seed steps down when its leader-change channel closes: work that
+		// nobody can tell to stop any more must not go on.
+		if !m.stopped.Load() {
+			m.logger.Error("leadership stream closed unexpectedly; stepping down", "term", t.id)
+		}
+		m.becomeFollower(t.id)
+	}
+}
+
+func (m *Metasrv) becomeLeader(term int64) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t := &leadTerm{
+		id:     term,
+		cache:  newLeaderCache(),
+		cancel: cancel,
+		done:   make(chan struct{}),
+		reload: make(chan error, 1),
+	}
+	t.store = kv.WithLimits(&termStore{m: m, term: term, durable: m.fenced(term), cache: t.cache}, m.limits)
+	m.state.Store(int32(LeaderNotReady))
+	m.current.Store(t)
+	m.logger.Info("became leader; loading the leader cache", "term", term, "state", LeaderNotReady.String())
+	go m.lead(ctx, t)
+}
+
+func (m *Metasrv) becomeFollower(term int64) {
+	t := m.current.Load()
+	if t == nil {
+		return
+	}
+	if t.id != term {
+		m.logger.Warn("step-down for another term than the running one; stepping down anyway", "running_term", t.id, "term", term)
+	}
+	m.state.Store(int32(Follower))
+	m.current.Store(nil)
+	t.cancel(fmt.Errorf("%w: %d", errTermEnded, t.id))
+	<-t.done
+	m.logger.Info("became follower", "term", t.id, "state", Follower.String())
+}
+
+// lead is the life of one term: load the cache, create the default metadata,
+// start the listeners, then keep the cache whole until the term ends.
+func (m *Metasrv) lead(ctx context.Context, t *leadTerm) {
+	defer close(t.done)
+	if !m.retry(ctx, t.id, "load leader cache", func() error { return m.loadCache(ctx, t) }) {
+		return
+	}
+	if !m.retry(ctx, t.id, "create default metadata", func() error { return initMetadata(ctx, t.store) }) {
+		return
+	}
+	term := Term{ID: t.id, Store: t.store, Memory: m.memory.Load()}
+	running := startListeners(ctx, m.logger, m.listeners, term)
+	defer running.stop(t.id)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.reload:
+			if !m.retry(ctx, t.id, "reload leader cache", func() error { return m.loadCache(ctx, t) }) {
+				return
+			}
+		}
+	}
+}
+
+func (m *Metasrv) loadCache(ctx context.Context, t *leadTerm) error {
+	keys, took, err := t.cache.load(ctx, m.store)
+	if err != nil {
+		return err
+	}
+	// A step-down may have raced the load; only the running term turns ready.
+	if m.current.Load() == t {
+		m.state.Store(int32(LeaderReady))
+	}
+	m.logger.Info("leader cache loaded", "term", t.id, "keys", keys, "took", took, "state", LeaderReady.String())
+	return nil
+}
+
+// retry runs fn until it succeeds or the term ends, backing off between
+// failures; it reports whether fn succeeded.
+func (m *Metasrv) retry(ctx context.Context, term int64, what string, fn func() error) bool {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		m.logger.Error("leader task failed; retrying", "task", what, "term", term, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay/2 + rand.N(delay/2+1)):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
