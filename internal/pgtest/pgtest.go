@@ -30,6 +30,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/goleak"
 )
 
 // EnvDSN names the environment variable holding a superuser DSN of an
@@ -57,12 +58,24 @@ var (
 // Main runs the tests of a package and then stops and removes the shared
 // server, if one was started. Call it from TestMain.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, false))
 }
 
-func run(m *testing.M) int {
+// MainCheckLeaks is Main that also fails the run when goroutines outlive the
+// tests (goleak), for packages whose tests must stop everything they start.
+func MainCheckLeaks(m *testing.M, opts ...goleak.Option) {
+	os.Exit(run(m, true, opts...))
+}
+
+func run(m *testing.M, checkLeaks bool, leakOpts ...goleak.Option) int {
 	mainCalled.Store(true)
 	code := m.Run()
+	if checkLeaks && code == 0 {
+		if err := goleak.Find(leakOpts...); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: goroutines outlived the tests: %v\n", err)
+			code = 1
+		}
+	}
 	if shared.cleanup != nil {
 		if err := shared.cleanup(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: removing the test PostgreSQL: %v\n", err)

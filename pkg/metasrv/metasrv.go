@@ -29,8 +29,14 @@ type Deps struct {
 	Limits kv.Limits
 	// Elector decides leadership; election.Single for memory_store.
 	Elector election.Elector
-	// Listeners run while this node leads, after the built-in ones, in order.
+	// Listeners run while this node leads, in order.
 	Listeners []Listener
+	// Addr returns the address this node advertises (grpc.server_addr); a
+	// function because it is known only once the gRPC listener is bound.
+	Addr func() string
+	// OnStateChange, if set, is called with every new state, in order, from
+	// the goroutine that changed it (keep it quick).
+	OnStateChange func(State)
 }
 
 // Metasrv is one metadata server node: it follows the election, and while it
@@ -42,8 +48,13 @@ type Metasrv struct {
 	limits    kv.Limits
 	elector   election.Elector
 	listeners []Listener
+	addr      func() string
+	onState   func(State)
 
-	state atomic.Int32
+	stateMu sync.Mutex // orders state changes and their notifications
+	state   atomic.Int32
+	// leaderHint is the leader address last seen, for response headers.
+	leaderHint atomic.Pointer[string]
 	// current is the running term; nil while following.
 	current atomic.Pointer[leadTerm]
 	// memory is the in-memory KV of the current term, replaced on every change.
@@ -53,6 +64,8 @@ type Metasrv struct {
 	stopMu           sync.Mutex
 	watcherDone      chan struct{}
 	unsubscribe      func()
+	stopHint         context.CancelFunc
+	hintDone         chan struct{}
 }
 
 // leadTerm is one term of leadership on this node.
@@ -67,8 +80,8 @@ type leadTerm struct {
 
 // New builds a Metasrv; Start makes it run.
 func New(d Deps) (*Metasrv, error) {
-	if d.Logger == nil || d.Store == nil || d.Elector == nil {
-		return nil, errors.New("metasrv: Logger, Store and Elector are required")
+	if d.Logger == nil || d.Store == nil || d.Elector == nil || d.Addr == nil {
+		return nil, errors.New("metasrv: Logger, Store, Elector and Addr are required")
 	}
 	m := &Metasrv{
 		logger:    d.Logger.With("component", "metasrv"),
@@ -76,6 +89,8 @@ func New(d Deps) (*Metasrv, error) {
 		limits:    d.Limits,
 		elector:   d.Elector,
 		listeners: d.Listeners,
+		addr:      d.Addr,
+		onState:   d.OnStateChange,
 	}
 	if d.Fenced != nil {
 		m.fenced = func(term int64) kv.Backend { return kv.WithPrefix(d.Fenced(term), d.KeyPrefix) }
@@ -97,6 +112,9 @@ func (m *Metasrv) Start(ctx context.Context) error {
 	m.unsubscribe = unsubscribe
 	m.watcherDone = make(chan struct{})
 	go m.watch(changes)
+	hintCtx, stopHint := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopHint, m.hintDone = stopHint, make(chan struct{})
+	go m.watchLeader(hintCtx, m.hintDone)
 	if err := m.elector.Start(ctx); err != nil {
 		m.Shutdown(context.WithoutCancel(ctx))
 		return fmt.Errorf("metasrv: start election: %w", err)
@@ -123,12 +141,23 @@ func (m *Metasrv) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop: %w", ctx.Err())
 	}
 	m.unsubscribe()
+	m.stopHint()
+	<-m.hintDone
 	m.logger.Info("metasrv stopped")
 	return nil
 }
 
 // State reports where this node stands.
 func (m *Metasrv) State() State { return State(m.state.Load()) }
+
+// setState changes the state and tells OnStateChange, in order.
+func (m *Metasrv) setState(s State) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	if State(m.state.Swap(int32(s))) != s && m.onState != nil {
+		m.onState(s)
+	}
+}
 
 // Elector is the election this node follows.
 func (m *Metasrv) Elector() election.Elector { return m.elector }
@@ -145,8 +174,9 @@ func (m *Metasrv) servesTerm(term int64) bool {
 func (m *Metasrv) notLeader(ctx context.Context) error {
 	l, err := m.elector.Leader(ctx)
 	if err != nil {
-		return &election.NotLeaderError{}
+		return &election.NotLeaderError{Leader: m.HeaderInfo().LeaderAddr}
 	}
+	m.leaderHint.Store(&l.Addr)
 	return &election.NotLeaderError{Leader: l.Addr}
 }
 
@@ -155,7 +185,7 @@ func (m *Metasrv) notLeader(ctx context.Context) error {
 // *election.NotLeaderError when this node does not lead or is not ready.
 func (m *Metasrv) LeaderBackend(ctx context.Context) (kv.Backend, error) {
 	t := m.current.Load()
-	if t == nil || !t.cache.ready.Load() || !m.servesTerm(t.id) {
+	if t == nil || m.State() != LeaderReady || !t.cache.ready.Load() || !m.servesTerm(t.id) {
 		return nil, m.notLeader(ctx)
 	}
 	return t.store, nil
@@ -186,7 +216,7 @@ func (m *Metasrv) invalidateCache(term int64, reason error) {
 		return
 	}
 	t.cache.ready.Store(false)
-	m.state.Store(int32(LeaderNotReady))
+	m.setState(LeaderNotReady)
 	m.logger.Error("leader cache invalidated; reloading", "term", term, "err", reason)
 	select {
 	case t.reload <- reason:

@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const waitFor = 10 * time.Second
 
@@ -89,6 +87,7 @@ func setup(t *testing.T, listeners ...Listener) *bundle {
 		Limits:    kv.Limits{MaxTxnOps: 8, MaxValueSize: 1024},
 		Elector:   el,
 		Listeners: listeners,
+		Addr:      func() string { return "127.0.0.1:3002" },
 	})
 	require.NoError(t, err)
 	return &bundle{m: m, store: store, elector: el}

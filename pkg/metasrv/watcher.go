@@ -55,7 +55,7 @@ func (m *Metasrv) becomeLeader(term int64) {
 		reload: make(chan error, 1),
 	}
 	t.store = kv.WithLimits(&termStore{m: m, term: term, durable: m.fenced(term), cache: t.cache}, m.limits)
-	m.state.Store(int32(LeaderNotReady))
+	m.setState(LeaderNotReady)
 	m.current.Store(t)
 	m.logger.Info("became leader; loading the leader cache", "term", term, "state", LeaderNotReady.String())
 	go m.lead(ctx, t)
@@ -69,7 +69,7 @@ func (m *Metasrv) becomeFollower(term int64) {
 	if t.id != term {
 		m.logger.Warn("step-down for another term than the running one; stepping down anyway", "running_term", t.id, "term", term)
 	}
-	m.state.Store(int32(Follower))
+	m.setState(Follower)
 	m.current.Store(nil)
 	t.cancel(fmt.Errorf("%w: %d", errTermEnded, t.id))
 	<-t.done
@@ -86,6 +86,7 @@ func (m *Metasrv) lead(ctx context.Context, t *leadTerm) {
 	if !m.retry(ctx, t.id, "create default metadata", func() error { return initMetadata(ctx, t.store) }) {
 		return
 	}
+	m.becomeReady(t)
 	term := Term{ID: t.id, Store: t.store, Memory: m.memory.Load()}
 	running := startListeners(ctx, m.logger, m.listeners, term)
 	defer running.stop(t.id)
@@ -97,6 +98,7 @@ func (m *Metasrv) lead(ctx context.Context, t *leadTerm) {
 			if !m.retry(ctx, t.id, "reload leader cache", func() error { return m.loadCache(ctx, t) }) {
 				return
 			}
+			m.becomeReady(t)
 		}
 	}
 }
@@ -106,12 +108,17 @@ func (m *Metasrv) loadCache(ctx context.Context, t *leadTerm) error {
 	if err != nil {
 		return err
 	}
-	// A step-down may have raced the load; only the running term turns ready.
-	if m.current.Load() == t {
-		m.state.Store(int32(LeaderReady))
-	}
-	m.logger.Info("leader cache loaded", "term", t.id, "keys", keys, "took", took, "state", LeaderReady.String())
+	m.logger.Info("leader cache loaded", "term", t.id, "keys", keys, "took", took)
 	return nil
+}
+
+// becomeReady opens the term to callers. A step-down may have raced the load;
+// only the running term turns ready.
+func (m *Metasrv) becomeReady(t *leadTerm) {
+	if m.current.Load() == t {
+		m.setState(LeaderReady)
+		m.logger.Info("leader ready", "term", t.id, "state", LeaderReady.String())
+	}
 }
 
 // retry runs fn until it succeeds or the term ends, backing off between

@@ -1,0 +1,9 @@
+package metasrv
+
+import (
+	"testing"
+
+	"github.com/pgmetasrv/metasrv/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.MainCheckLeaks(m) }
