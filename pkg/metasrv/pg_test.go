@@ -26,7 +26,7 @@ import (
 
 // pgCluster is one PostgreSQL database shared by several metasrv nodes of a test.
 type pgCluster struct {
-	t    *testing.T
+	t    testing.TB
 	dsn  string
 	opts config.Options
 	gate *gate
@@ -42,7 +42,7 @@ type pgNode struct {
 	m       *Metasrv
 }
 
-func newPGCluster(t *testing.T) *pgCluster {
+func newPGCluster(t testing.TB) *pgCluster {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	opts := config.Default()
@@ -79,8 +79,9 @@ func (c *pgCluster) node(name string) *pgNode {
 		Logger:   discard(),
 	})
 	require.NoError(t, err)
-	procs := procedure.New(procedure.Options{RetryDelay: 10 * time.Millisecond, MaxRetryTimes: 3}, discard())
+	procs := procedure.New(procedure.Options{RetryDelay: 10 * time.Millisecond, MaxRetryTimes: 3, MaxRunningProcedures: 1024}, discard())
 	require.NoError(t, procs.RegisterLoader(gatedType, c.gate.loader))
+	require.NoError(t, procs.RegisterLoader(noopType, noopLoader))
 	m, err := New(Deps{
 		Logger:    discard(),
 		Store:     pg,
