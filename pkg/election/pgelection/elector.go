@@ -1,0 +1,263 @@
+package pgelection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
+)
+
+// Config is what an Elector needs.
+type Config struct {
+	// Options supply store_addrs, backend_tls, the connect timeout, the
+	// schema and table names, meta_election_lock_id and election.*.
+	Options config.Options
+	// NodeInfo returns this node's info; its Addr is the address recorded
+	// when this node wins. Called at every win and candidate renewal.
+	NodeInfo func() election.NodeInfo
+	// NodeName tells this node's election session apart in
+	// pg_stat_activity (application_name metasrv-election-<NodeName>).
+	// Empty means NodeInfo().Addr.
+	NodeName string
+	// Pool serves the candidate registrations and Leader/Candidates reads;
+	// the election session itself is never pooled.
+	Pool *pgxpool.Pool
+	// Logger receives the election's logs (component=election).
+	Logger *slog.Logger
+
+	// wrapSession lets tests inject faults into the election session.
+	wrapSession func(sessionConn) sessionConn
+}
+
+// Elector is the PostgreSQL advisory-lock election. See the package
+// documentation for the algorithm and its failure handling.
+type Elector struct {
+	cfg        Config
+	connConfig *pgx.ConnConfig
+	sql        statements
+	lockID     int64
+	classID    int64
+	objID      int64
+	channel    string
+	addr       string
+	logger     *slog.Logger
+	stream     *election.Stream
+
+	lease            time.Duration
+	renewEvery       time.Duration
+	trustSpan        time.Duration // lease minus the safety margin
+	campaignInterval time.Duration
+	candidateLease   time.Duration
+	connectTimeout   time.Duration
+
+	mu            sync.Mutex
+	started       bool
+	stopped       bool
+	leading       bool
+	term          int64 // the term led, or last led
+	trustUntil    time.Time
+	watchdog      *time.Timer
+	resignWaiters []chan error
+	wake          context.CancelFunc // interrupts the leader's wait, when set
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	stopOnce      sync.Once
+}
+
+var _ election.Elector = (*Elector)(nil)
+
+// New validates cfg and returns an elector; Start begins the campaign.
+func New(cfg Config) (*Elector, error) {
+	if cfg.NodeInfo == nil {
+		return nil, errors.New("pgelection: Config.NodeInfo is nil: expected a function returning this node's info")
+	}
+	if cfg.Pool == nil {
+		return nil, errors.New("pgelection: Config.Pool is nil: expected the node's PostgreSQL pool")
+	}
+	if cfg.Logger == nil {
+		return nil, errors.New("pgelection: Config.Logger is nil")
+	}
+	eo := cfg.Options.Election
+	if eo.Lease < 300*time.Millisecond {
+		return nil, fmt.Errorf("election.lease is %s: expected at least 300ms", eo.Lease)
+	}
+	if eo.CampaignInterval <= 0 || eo.CampaignInterval >= eo.Lease {
+		return nil, fmt.Errorf("election.campaign_interval is %s: expected above 0 and below election.lease (%s)", eo.CampaignInterval, eo.Lease)
+	}
+	if eo.CandidateLease < 300*time.Millisecond {
+		return nil, fmt.Errorf("election.candidate_lease is %s: expected at least 300ms", eo.CandidateLease)
+	}
+	addr := cfg.NodeInfo().Addr
+	if addr == "" {
+		return nil, errors.New("pgelection: NodeInfo().Addr is empty: expected the address clients reach this node at")
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = addr
+	}
+	table := cfg.Options.MetaTableName
+	// The longest derived name must fit PostgreSQL's identifier limit, or
+	// PostgreSQL would silently truncate it into another table's name.
+	if err := config.ValidIdentifier(table + candidatesSuffix); err != nil {
+		return nil, fmt.Errorf("pgelection: meta_table_name %q cannot name the election tables: %w", table, err)
+	}
+	if s := cfg.Options.MetaSchemaName; s != "" {
+		if err := config.ValidIdentifier(s); err != nil {
+			return nil, fmt.Errorf("pgelection: meta_schema_name: %w", err)
+		}
+	}
+	electionTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+electionSuffix)
+	candidatesTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+candidatesSuffix)
+	cc, err := postgres.ConnConfig(cfg.Options, "metasrv-election-"+cfg.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("pgelection: %w", err)
+	}
+
+	lockID := cfg.Options.MetaElectionLockID
+	classID, objID := lockKeyParts(lockID)
+	e := &Elector{
+		cfg:              cfg,
+		connConfig:       cc,
+		sql:              newStatements(electionTable, candidatesTable),
+		lockID:           lockID,
+		classID:          classID,
+		objID:            objID,
+		channel:          notifyChannel(lockID),
+		addr:             addr,
+		logger:           cfg.Logger.With("component", "election", "node", cfg.NodeName),
+		stream:           election.NewStream(),
+		lease:            eo.Lease,
+		renewEvery:       eo.Lease / 3,
+		trustSpan:        eo.Lease - eo.Lease/5,
+		campaignInterval: eo.CampaignInterval,
+		candidateLease:   eo.CandidateLease,
+		connectTimeout:   eo.Lease,
+	}
+	if cc.ConnectTimeout > 0 && cc.ConnectTimeout < e.connectTimeout {
+		e.connectTimeout = cc.ConnectTimeout
+	}
+	return e, nil
+}
+
+// Start registers this node as a candidate and starts campaigning. It fails
+// when the registration fails (for instance, migrations not applied). The
+// campaign runs until Stop; ctx only bounds the registration.
+func (e *Elector) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return errors.New("pgelection: Start after Stop")
+	}
+	if e.started {
+		e.logger.Warn("election already started")
+		return nil
+	}
+	if err := e.register(ctx); err != nil {
+		return fmt.Errorf("pgelection: register candidate %s: %w", e.addr, err)
+	}
+	// The campaign outlives the caller's ctx (often a start-up deadline);
+	// Stop ends it.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.started = true
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		e.run(runCtx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.registerLoop(runCtx)
+	}()
+	e.logger.Info("election started", "lock_id", e.lockID, "lease", e.lease, "campaign_interval", e.campaignInterval)
+	return nil
+}
+
+// Stop resigns if leading, waits for the election's goroutines, withdraws the
+// candidate registration and closes the leadership streams.
+func (e *Elector) Stop() {
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.stopped = true
+		cancel := e.cancel
+		if e.wake != nil {
+			e.wake()
+		}
+		e.mu.Unlock()
+		if cancel != nil {
+			cancel()
+			e.wg.Wait()
+			ctx, done := context.WithTimeout(context.Background(), e.lease)
+			if _, err := e.cfg.Pool.Exec(ctx, e.sql.unregister, e.lockID, e.addr); err != nil {
+				e.logger.Warn("withdraw candidate registration", "err", err)
+			}
+			done()
+		}
+		e.stream.Close()
+		e.logger.Info("election stopped")
+	})
+}
+
+// IsLeader is true while this node leads and its trust window holds.
+func (e *Elector) IsLeader() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leading && time.Now().Before(e.trustUntil)
+}
+
+// Subscribe returns the ordered, lossless leadership stream.
+func (e *Elector) Subscribe() (<-chan election.LeaderChange, func()) {
+	return e.stream.Subscribe()
+}
+
+// Term is the term this node leads, 0 when it does not.
+func (e *Elector) Term() int64 { return e.stream.Term() }
+
+// Changes counts this node's leadership changes.
+func (e *Elector) Changes() uint64 { return e.stream.Changes() }
+
+// Resign hands leadership over: StepDown, unlock, NOTIFY the followers, close
+// the session. The node keeps campaigning after a pause of one campaign
+// interval, so another node wins. A no-op when not leading.
+func (e *Elector) Resign(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.leading {
+		e.mu.Unlock()
+		return nil
+	}
+	done := make(chan error, 1)
+	e.resignWaiters = append(e.resignWaiters, done)
+	if e.wake != nil {
+		e.wake()
+	}
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("pgelection: resign: %w", ctx.Err())
+	}
+}
+
+// Leader reads the election row and reports its leader only while the
+// recorded backend still holds the advisory lock.
+func (e *Elector) Leader(ctx context.Context) (election.Leader, error) {
+	var l election.Leader
+	err := e.cfg.Pool.QueryRow(ctx, e.sql.leader, e.lockID, e.classID, e.objID).
+		Scan(&l.Term, &l.Addr, &l.Info, &l.ElectedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return election.Leader{}, election.ErrNoLeader
+	}
+	if err != nil {
+		return election.Leader{}, fmt.Errorf("pgelection: read leader: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,222 @@
+package pgelection
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/internal/pgtest"
+	"github.com/pgmetasrv/metasrv/pkg/election"
+)
+
+func TestOneLeaderAmongThree(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	var nodes []*node
+	for _, name := range names("n", 3) {
+		nodes = append(nodes, startNode(t, opts, pool, name))
+	}
+	leader := awaitLeader(t, nodes...)
+	term := leader.Term()
+	require.Positive(t, term)
+	leader.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: term})
+
+	for _, n := range nodes {
+		require.Eventually(t, func() bool {
+			l, err := n.Leader(ctx)
+			return err == nil && l.Addr == leader.name+":3002" && l.Term == term
+		}, wait, 5*time.Millisecond, "%s disagrees on the leader", n.name)
+		if n != leader {
+			require.False(t, n.IsLeader())
+			require.Zero(t, n.Term())
+		}
+	}
+	l, err := nodes[0].Leader(ctx)
+	require.NoError(t, err)
+	require.Equal(t, leader.name+":3002", l.Info.Addr)
+	require.Equal(t, "test", l.Info.Version)
+	require.False(t, l.ElectedAt.IsZero())
+
+	cands, err := nodes[0].Candidates(ctx)
+	require.NoError(t, err)
+	require.Len(t, cands, 3)
+	for i, c := range cands {
+		require.Equal(t, nodes[i].name+":3002", c.Addr)
+		require.Equal(t, "abcdef", c.GitCommit)
+		require.Positive(t, c.TotalCPUMillicores)
+	}
+
+	// A stopped node withdraws its candidacy; a stopped leader resigns.
+	leader.Stop()
+	_, won := awaitElectedAfter(t, term, nodes...)
+	require.Equal(t, term+1, won)
+	cands, err = nodes[0].Candidates(ctx)
+	if leader == nodes[0] {
+		cands, err = nodes[1].Candidates(ctx)
+	}
+	require.NoError(t, err)
+	require.Len(t, cands, 2)
+}
+
+func TestLeaderSessionTerminated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	var nodes []*node
+	for _, name := range names("t", 3) {
+		nodes = append(nodes, startNode(t, opts, pool, name))
+	}
+	old := awaitLeader(t, nodes...)
+	term := old.Term()
+	require.NoError(t, fencedWrite(ctx, pool, old, term))
+
+	terminate(t, pool, old.name)
+	old.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: term})
+	winner, won := awaitElectedAfter(t, term, nodes...)
+	require.Greater(t, won, term)
+
+	err := fencedWrite(ctx, pool, old, term)
+	require.ErrorIs(t, err, election.ErrFenced)
+	var fe *election.FencedError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, term, fe.Expected)
+
+	require.Eventually(t, winner.IsLeader, wait, 5*time.Millisecond)
+	require.NoError(t, fencedWrite(ctx, pool, winner, won))
+	for _, n := range nodes {
+		events, _ := n.rec.snapshot()
+		requireWellFormed(t, n.name, events)
+	}
+}
+
+func TestFencedWriteSeesNewerTerm(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	n := startNode(t, opts, pool, "f1")
+	n.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.True(t, n.IsLeader())
+
+	// Someone else moved the term on while n still trusts its lease: the
+	// database wins, the write is refused and n steps down at once.
+	_, err := pool.Exec(ctx, `UPDATE metakv_election SET term = term + 1 WHERE lock_id = $1`, opts.MetaElectionLockID)
+	require.NoError(t, err)
+	err = fencedWrite(ctx, pool, n, 1)
+	var fe *election.FencedError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, election.FencedError{Expected: 1, Actual: 2}, *fe)
+	require.False(t, n.IsLeader())
+	n.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
+	n.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 3})
+}
+
+func TestTermBumpWaitsForFencedWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	a := startNode(t, opts, pool, "w1")
+	a.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	b := startNode(t, opts, pool, "w2")
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	require.NoError(t, a.Fence(1).Check(ctx, tx))
+
+	terminate(t, pool, a.name)
+	a.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
+	// b wins the lock but its term bump queues behind the open fenced write.
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE application_name = 'metasrv-election-w2' AND wait_event_type = 'Lock')`).Scan(&waiting)
+		return err == nil && waiting
+	}, wait, 5*time.Millisecond, "w2's term bump never waited for the fenced write")
+	events, _ := b.rec.snapshot()
+	require.Empty(t, events, "w2 elected while a write of term 1 was in flight")
+	_, err = tx.Exec(ctx, `INSERT INTO fenced_writes (term, node) VALUES (1, 'w1')`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	b.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 2})
+}
+
+func TestGracefulResign(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	// Leases and campaign intervals far longer than the wait below: a takeover
+	// can only come from the resignation's NOTIFY, never from polling.
+	opts.Election.Lease = 10 * time.Minute
+	opts.Election.CampaignInterval = 5 * time.Minute
+	first := startNode(t, opts, pool, "r1")
+	first.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	others := []*node{startNode(t, opts, pool, "r2"), startNode(t, opts, pool, "r3")}
+	// Both followers have made their first attempt and now wait for a NOTIFY.
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name IN ('metasrv-election-r2', 'metasrv-election-r3') AND state = 'idle'
+			  AND query = 'SELECT pg_try_advisory_lock($1)'`).Scan(&n)
+		return err == nil && n == 2
+	}, wait, 5*time.Millisecond)
+
+	require.NoError(t, first.Resign(ctx))
+	require.False(t, first.IsLeader())
+	first.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
+	events, _ := first.rec.snapshot()
+	require.Equal(t, []election.LeaderChange{{Kind: election.Elected, Term: 1}, {Kind: election.StepDown, Term: 1}}, events)
+	winner, won := awaitElectedAfter(t, 1, others...)
+	require.Equal(t, int64(2), won)
+	l, err := first.Leader(ctx)
+	require.NoError(t, err)
+	require.Equal(t, winner.name+":3002", l.Addr)
+	require.NoError(t, first.Resign(ctx), "resigning as a follower is a no-op")
+}
+
+func TestRestartedPostgres(t *testing.T) {
+	t.Parallel()
+	cluster := pgtest.NewCluster(t, pgtest.ClusterOptions{})
+	opts := testOptions(cluster.DSN())
+	migrate(t, opts)
+	pool := newPool(t, opts.StoreAddrs[0])
+	var nodes []*node
+	for _, name := range names("p", 3) {
+		nodes = append(nodes, startNode(t, opts, pool, name))
+	}
+	before := awaitLeader(t, nodes...).Term()
+
+	cluster.Restart(t)
+	_, won := awaitElectedAfter(t, before, nodes...)
+	require.Greater(t, won, before)
+	leader := awaitLeader(t, nodes...)
+	require.Eventually(t, func() bool {
+		l, err := leader.Leader(context.Background())
+		return err == nil && l.Addr == leader.name+":3002" && l.Term >= won
+	}, wait, 10*time.Millisecond)
+	for _, n := range nodes {
+		events, _ := n.rec.snapshot()
+		requireWellFormed(t, n.name, events)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	base := testOptions("postgres://u@127.0.0.1:1/db")
+	info := func() election.NodeInfo { return election.NodeInfo{Addr: "a:1"} }
+	pool := newPool(t, base.StoreAddrs[0])
+	for name, mutate := range map[string]func(*Config){
+		"campaign above lease": func(c *Config) { c.Options.Election.CampaignInterval = c.Options.Election.Lease },
+		"tiny lease":           func(c *Config) { c.Options.Election.Lease = time.Millisecond },
+		"long table name":      func(c *Config) { c.Options.MetaTableName = string(make([]byte, 50)) },
+		"no addr":              func(c *Config) { c.NodeInfo = func() election.NodeInfo { return election.NodeInfo{} } },
+		"no store":             func(c *Config) { c.Options.StoreAddrs = nil },
+	} {
+		cfg := Config{Options: base, NodeInfo: info, Pool: pool, Logger: testLogger(t)}
+		mutate(&cfg)
+		_, err := New(cfg)
+		require.Error(t, err, name)
+	}
+}
