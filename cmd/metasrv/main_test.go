@@ -257,8 +257,6 @@ func TestBadInput(t *testing.T) {
 		{"extra argument", nil, []string{"config", "extra"}, []string{"extra"}},
 		{"missing config file", nil, []string{"start", "--config", "/nonexistent/metasrv.toml"}, []string{"/nonexistent/metasrv.toml"}},
 		{"bad address", nil, []string{"start", "--grpc-bind-addr", "nohostport"}, []string{"grpc.bind_addr", "host:port"}},
-		{"postgres not built", nil, []string{"start", "--backend", "postgres_store", "--http-addr", "127.0.0.1:0", "--grpc-bind-addr", "127.0.0.1:0"},
-			[]string{"postgres_store backend is not available in this build yet"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

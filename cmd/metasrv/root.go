@@ -37,6 +37,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newConfigCommand(a),
 		newVersionCommand(a),
 		newMigrateCommand(a),
+		newCtlCommand(a),
 	)
 	return root
 }

@@ -2,20 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
-	"github.com/pgmetasrv/metasrv/pkg/kv"
-	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
-	"github.com/pgmetasrv/metasrv/pkg/server"
 )
+
+// shutdownTimeout bounds the graceful part of a shutdown (resign, stop leader
+// work, drain calls) before the process stops hard.
+const shutdownTimeout = 30 * time.Second
 
 func newStartCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -44,73 +45,34 @@ func newStartCommand(a *app) *cobra.Command {
 // down gracefully. It calls release once shutdown begins, so that a second
 // signal kills the process at once instead of waiting for the graceful stop.
 func runStart(ctx context.Context, release func(), o config.Options, base *slog.Logger) error {
-	log := base.With("component", "metasrv")
-	b, err := newBackend(ctx, o, log)
+	log := base.With("component", "main")
+	n, err := newNode(ctx, o, base)
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Options{
-		GRPCAddr: o.GRPC.BindAddr,
-		HTTPAddr: o.HTTP.Addr,
-		Logger:   base,
-	})
-	if err := srv.Start(ctx); err != nil {
+	defer n.close()
+	if err := n.start(ctx); err != nil {
 		return err
 	}
-	defer srv.Stop()
-	// memory_store has no election: its single node leads from the start.
-	srv.SetLeader(b.alwaysLeader)
-
-	log.Info("metasrv started",
+	log.Info("metasrv running",
 		"version", version,
-		"backend", b.store.Name(),
-		"grpc_addr", srv.GRPCAddr().String(),
-		"http_addr", srv.HTTPAddr().String())
+		"backend", o.Backend,
+		"grpc_addr", n.srv.GRPCAddr().String(),
+		"server_addr", n.advertised(),
+		"http_addr", n.srv.HTTPAddr().String())
 
+	var failed error
 	select {
 	case <-ctx.Done():
-		release()
 		log.Info("shutting down", "cause", context.Cause(ctx).Error())
-		return nil
-	case err := <-srv.Failed():
-		release()
-		return err
+	case failed = <-n.srv.Failed():
+		log.Error("a server failed; shutting down", "err", failed)
 	}
-}
-
-// backend is the metadata store the configuration chose.
-type backend struct {
-	store kv.Backend
-	// alwaysLeader is set for a store without election (memory_store).
-	alwaysLeader bool
-}
-
-// errPostgresNotBuilt is returned for postgres_store until its backend is wired in.
-var errPostgresNotBuilt = errors.New("postgres_store backend is not available in this build yet")
-
-// newBackend opens the configured store, with the request limits and the
-// store_key_prefix chroot applied.
-func newBackend(_ context.Context, o config.Options, log *slog.Logger) (backend, error) {
-	var store kv.Backend
-	alwaysLeader := false
-	switch o.Backend {
-	case config.BackendMemory:
-		log.Warn("memory_store keeps metadata in this process only and has no leader election: run exactly one instance, and expect to lose all metadata when it stops")
-		store = memkv.New()
-		alwaysLeader = true
-	case config.BackendPostgres:
-		return backend{}, errPostgresNotBuilt
-	default:
-		return backend{}, fmt.Errorf("unknown backend %q", o.Backend)
+	release()
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := n.shutdown(stopCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
 	}
-	if o.StoreKeyPrefix != "" {
-		store = kv.WithPrefix(store, []byte(o.StoreKeyPrefix))
-	}
-	// Limits go outermost so they judge the caller's keys (an empty key is
-	// refused even though the prefix would make it non-empty).
-	store = kv.WithLimits(store, kv.Limits{
-		MaxTxnOps:    o.MaxTxnOps,
-		MaxValueSize: int(o.Procedure.MaxMetadataValueSize),
-	})
-	return backend{store: store, alwaysLeader: alwaysLeader}, nil
+	return failed
 }

@@ -4,48 +4,76 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/pgmetasrv/metasrv/pkg/client"
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 )
 
-func TestNewBackendMemory(t *testing.T) {
+// startMemoryNode runs a memory_store node in-process on free ports.
+func startMemoryNode(t *testing.T, o config.Options) *node {
+	t.Helper()
+	o.GRPC.BindAddr, o.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	require.NoError(t, o.Validate())
+	ctx := context.Background()
+	n, err := newNode(ctx, o, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, n.start(ctx))
+	t.Cleanup(func() {
+		require.NoError(t, n.shutdown(context.Background()))
+		n.close()
+	})
+	require.Eventually(t, func() bool { return n.core.State() == metasrv.LeaderReady }, 10*time.Second, time.Millisecond)
+	return n
+}
+
+func TestMemoryNodeServesTheStoreWithLimitsAndPrefix(t *testing.T) {
 	t.Parallel()
 	o := config.Default()
 	o.StoreKeyPrefix = "cluster-a/"
 	o.MaxTxnOps = 2
 	o.Procedure.MaxMetadataValueSize = 4
-	log := slog.New(slog.DiscardHandler)
-	b, err := newBackend(t.Context(), o, log)
-	require.NoError(t, err)
-	require.True(t, b.alwaysLeader)
-	require.Equal(t, config.BackendMemory, b.store.Name())
+	n := startMemoryNode(t, o)
 	ctx := context.Background()
-
-	// Limits judge the caller's key, before the prefix is added.
-	_, err = b.store.Put(ctx, kv.PutRequest{Key: nil, Value: []byte("v")})
-	require.ErrorIs(t, err, kv.ErrEmptyKey)
-	_, err = b.store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("12345")})
-	require.ErrorIs(t, err, kv.ErrValueTooLarge)
-	_, err = b.store.Txn(ctx, kv.TxnRequest{Success: []kv.TxnOp{
-		kv.OpGet([]byte("a")), kv.OpGet([]byte("b")), kv.OpGet([]byte("c")),
-	}})
-	require.ErrorIs(t, err, kv.ErrTooManyTxnOps)
-
-	// The prefix is invisible to the caller.
-	_, err = b.store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	c, err := client.New(ctx, client.Config{Endpoints: []string{n.srv.GRPCAddr().String()}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	got, err := b.store.Range(ctx, kv.RangeRequest{Key: []byte("k")})
+	t.Cleanup(func() { _ = c.Close() })
+
+	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	require.NoError(t, err)
+	got, err := c.Range(ctx, kv.RangeRequest{Key: []byte("k")})
 	require.NoError(t, err)
 	require.Equal(t, []kv.KeyValue{{Key: []byte("k"), Value: []byte("v")}}, got.Kvs)
-}
 
-func TestNewBackendPostgresNotBuilt(t *testing.T) {
-	t.Parallel()
-	o := config.Default()
-	o.Backend = config.BackendPostgres
-	_, err := newBackend(t.Context(), o, slog.New(slog.DiscardHandler))
-	require.ErrorIs(t, err, errPostgresNotBuilt)
+	// Limits are answered with INVALID_ARGUMENT naming them; nothing is written.
+	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: []byte("12345")})
+	require.ErrorIs(t, err, kv.ErrInvalidArgument)
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.ErrorContains(t, err, "max_metadata_value_size")
+	_, err = c.Txn(ctx, kv.TxnRequest{Success: []kv.TxnOp{kv.OpGet([]byte("a")), kv.OpGet([]byte("b")), kv.OpGet([]byte("c"))}})
+	require.ErrorContains(t, err, "max_txn_ops")
+	_, err = c.Put(ctx, kv.PutRequest{Value: []byte("v")})
+	require.ErrorIs(t, err, kv.ErrInvalidArgument)
+	resp, err := c.Range(ctx, kv.RangeRequest{Key: []byte("big")})
+	require.NoError(t, err)
+	require.Empty(t, resp.Kvs)
+
+	// The default catalog exists; the key prefix is invisible to clients.
+	all, err := c.Range(ctx, kv.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, KeysOnly: true})
+	require.NoError(t, err)
+	var keys []string
+	for _, p := range all.Kvs {
+		keys = append(keys, string(p.Key))
+	}
+	require.Equal(t, []string{"__catalog_name/greptime", "__schema_name/greptime/public", "k"}, keys)
+
+	leader, err := c.Leader(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n.srv.GRPCAddr().String(), leader.Addr)
 }

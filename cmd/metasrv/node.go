@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"google.golang.org/grpc"
+
+	"github.com/pgmetasrv/metasrv/migrations"
+	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
+	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/server"
+	"github.com/pgmetasrv/metasrv/pkg/server/clustersvc"
+	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+	"github.com/pgmetasrv/metasrv/pkg/server/procsvc"
+	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
+)
+
+// node is one metasrv process put together: the store, the election, the
+// core with its leader-only work, and the servers in front of them.
+type node struct {
+	opts       config.Options
+	base       *slog.Logger
+	log        *slog.Logger
+	pool       *pgxpool.Pool // nil for memory_store
+	pg         *pgkv.Store   // nil for memory_store
+	elector    election.Elector
+	procedures *procedure.Manager
+	core       *metasrv.Metasrv
+	srv        *server.Server
+
+	addrOnce sync.Once
+	addr     string
+}
+
+// newNode builds every part; nothing serves until start. For postgres_store
+// it waits (with backoff) for PostgreSQL and migrates the schema first.
+func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, error) {
+	n := &node{opts: o, base: base, log: base.With("component", "main")}
+	store, err := n.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// memory_store has one node and no term to fence with.
+	var fenced func(term int64) kv.Backend
+	build := currentBuild()
+	info := election.NewNodeInfoSource("", build.Version, build.Commit, time.Now())
+	nodeInfo := func() election.NodeInfo {
+		ni := info.Snapshot()
+		ni.Addr = n.advertised()
+		return ni
+	}
+	switch o.Backend {
+	case config.BackendMemory:
+		n.elector = election.NewSingle(nodeInfo, base)
+	case config.BackendPostgres:
+		el, err := pgelection.New(pgelection.Config{Options: o, NodeInfo: nodeInfo, Pool: n.pool, Logger: base})
+		if err != nil {
+			n.close()
+			return nil, err
+		}
+		n.elector = el
+		fenced = func(term int64) kv.Backend { return n.pg.WithFence(el.Fence(term)) }
+	}
+
+	n.procedures = procedure.New(procedure.Options{
+		MaxRetryTimes:        o.Procedure.MaxRetryTimes,
+		RetryDelay:           o.Procedure.RetryDelay,
+		MaxMetadataValueSize: int(o.Procedure.MaxMetadataValueSize),
+		MaxRunningProcedures: o.Procedure.MaxRunningProcedures,
+		MaxTxnOps:            o.MaxTxnOps,
+	}, base)
+
+	var srv *server.Server
+	n.core, err = metasrv.New(metasrv.Deps{
+		Logger:    base,
+		Store:     store,
+		Fenced:    fenced,
+		KeyPrefix: []byte(o.StoreKeyPrefix),
+		Limits:    kv.Limits{MaxTxnOps: o.MaxTxnOps, MaxValueSize: int(o.Procedure.MaxMetadataValueSize)},
+		Elector:   n.elector,
+		Addr:      n.advertised,
+		Listeners: []metasrv.Listener{
+			metasrv.ProcedureListener{Manager: n.procedures},
+			metasrv.NewNodeExpiryListener(base, o.NodeMaxIdleTime, time.Minute, time.Now),
+		},
+		OnStateChange: func(s metasrv.State) { srv.SetLeader(s == metasrv.LeaderReady) },
+	})
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	srv = server.New(server.Options{
+		GRPCAddr: o.GRPC.BindAddr,
+		HTTPAddr: o.HTTP.Addr,
+		Logger:   base,
+		GRPCOptions: []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(grpcerr.UnaryServerInterceptor(base)),
+			grpc.ChainStreamInterceptor(grpcerr.StreamServerInterceptor(base)),
+		},
+		Register: func(g *grpc.Server) {
+			storesvc.New(n.core, base).Register(g)
+			clustersvc.New(n.elector, n.core, base).Register(g)
+			procsvc.New(n.procedures, n.core, base).Register(g)
+		},
+	})
+	n.srv = srv
+	return n, nil
+}
+
+// openStore opens the configured durable store. For postgres_store it keeps
+// trying while PostgreSQL is down, then applies the migrations.
+func (n *node) openStore(ctx context.Context) (kv.Backend, error) {
+	o := n.opts
+	switch o.Backend {
+	case config.BackendMemory:
+		n.log.Warn("memory_store keeps metadata in this process only and has no leader election: run exactly one instance, and expect to lose all metadata when it stops")
+		return memkv.New(), nil
+	case config.BackendPostgres:
+		pool, err := openPool(ctx, o, "metasrv", n.base)
+		if err != nil {
+			return nil, err
+		}
+		n.pool = pool
+		db := stdlib.OpenDBFromPool(pool)
+		defer db.Close()
+		if err := migrations.Up(ctx, db, o.MetaSchemaName, o.MetaTableName, n.base.With("component", "migrations")); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		store, err := pgkv.New(pool, pgkv.Options{Schema: o.MetaSchemaName, Table: o.MetaTableName}, n.base)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		n.pg = store
+		return store, nil
+	default:
+		return nil, fmt.Errorf("unknown backend %q", o.Backend)
+	}
+}
+
+// start binds the servers, then joins the election.
+func (n *node) start(ctx context.Context) error {
+	if err := n.srv.Start(ctx); err != nil {
+		return err
+	}
+	if err := n.core.Start(ctx); err != nil {
+		n.srv.Stop()
+		return err
+	}
+	return nil
+}
+
+// shutdown resigns and stops leader work first, so a follower takes over
+// while this node still drains its in-flight calls.
+func (n *node) shutdown(ctx context.Context) error {
+	errs := []error{n.core.Shutdown(ctx)}
+	n.srv.Stop()
+	return errors.Join(errs...)
+}
+
+// close releases what newNode opened.
+func (n *node) close() {
+	if n.pool != nil {
+		n.pool.Close()
+	}
+}
+
+// advertised is the address peers and clients are told to use:
+// grpc.server_addr, else the bound gRPC address, with an unspecified host
+// (0.0.0.0, ::) replaced by the hostname.
+func (n *node) advertised() string {
+	n.addrOnce.Do(func() {
+		if n.opts.GRPC.ServerAddr != "" {
+			n.addr = n.opts.GRPC.ServerAddr
+			return
+		}
+		bound := n.opts.GRPC.BindAddr
+		if a := n.srv.GRPCAddr(); a != nil {
+			bound = a.String()
+		}
+		host, port, err := net.SplitHostPort(bound)
+		if err != nil {
+			n.addr = bound
+			return
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			if h, err := os.Hostname(); err == nil {
+				host = h
+			}
+		}
+		p, _ := strconv.Atoi(port)
+		n.addr = net.JoinHostPort(host, strconv.Itoa(p))
+	})
+	return n.addr
+}
