@@ -69,7 +69,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	case config.BackendMemory:
 		n.elector = election.NewSingle(nodeInfo, base)
 	case config.BackendPostgres:
-		el, err := pgelection.New(pgelection.Config{Options: o, NodeInfo: nodeInfo, Pool: n.pool, Logger: base})
+		el, err := pgelection.New(pgelection.Config{Options: o, NodeInfo: nodeInfo, NodeName: n.name(), Pool: n.pool, Logger: base})
 		if err != nil {
 			n.close()
 			return nil, err
@@ -182,6 +182,15 @@ func (n *node) close() {
 	}
 }
 
+// name tells this node's sessions apart in pg_stat_activity: the advertised
+// address when configured, else the bind address (unique per host).
+func (n *node) name() string {
+	if n.opts.GRPC.ServerAddr != "" {
+		return n.opts.GRPC.ServerAddr
+	}
+	return n.opts.GRPC.BindAddr
+}
+
 // advertised is the address peers and clients are told to use:
 // grpc.server_addr, else the bound gRPC address, with an unspecified host
 // (0.0.0.0, ::) replaced by the hostname.
@@ -192,9 +201,10 @@ func (n *node) advertised() string {
 			return
 		}
 		bound := n.opts.GRPC.BindAddr
-		if a := n.srv.GRPCAddr(); a != nil {
-			bound = a.String()
+		if n.srv == nil || n.srv.GRPCAddr() == nil {
+			panic("metasrv: advertised address asked for before the gRPC server listens")
 		}
+		bound = n.srv.GRPCAddr().String()
 		host, port, err := net.SplitHostPort(bound)
 		if err != nil {
 			n.addr = bound

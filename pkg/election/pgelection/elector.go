@@ -96,12 +96,10 @@ func New(cfg Config) (*Elector, error) {
 	if eo.CandidateLease < 300*time.Millisecond {
 		return nil, fmt.Errorf("election.candidate_lease is %s: expected at least 300ms", eo.CandidateLease)
 	}
-	addr := cfg.NodeInfo().Addr
-	if addr == "" {
-		return nil, errors.New("pgelection: NodeInfo().Addr is empty: expected the address clients reach this node at")
-	}
 	if cfg.NodeName == "" {
-		cfg.NodeName = addr
+		// The advertised address may be known only once the node listens;
+		// a node that knows its name earlier passes NodeName.
+		cfg.NodeName = cfg.NodeInfo().Addr
 	}
 	table := cfg.Options.MetaTableName
 	// The longest derived name must fit PostgreSQL's identifier limit, or
@@ -131,7 +129,6 @@ func New(cfg Config) (*Elector, error) {
 		classID:          classID,
 		objID:            objID,
 		channel:          notifyChannel(lockID),
-		addr:             addr,
 		logger:           cfg.Logger.With("component", "election", "node", cfg.NodeName),
 		stream:           election.NewStream(),
 		lease:            eo.Lease,
@@ -159,6 +156,11 @@ func (e *Elector) Start(ctx context.Context) error {
 	if e.started {
 		e.logger.Warn("election already started")
 		return nil
+	}
+	// Read at Start, not New: the address is final once the node listens.
+	e.addr = e.cfg.NodeInfo().Addr
+	if e.addr == "" {
+		return errors.New("pgelection: NodeInfo().Addr is empty: expected the address clients reach this node at")
 	}
 	if err := e.register(ctx); err != nil {
 		return fmt.Errorf("pgelection: register candidate %s: %w", e.addr, err)
