@@ -101,6 +101,9 @@ func New(cfg Config) (*Elector, error) {
 		// a node that knows its name earlier passes NodeName.
 		cfg.NodeName = cfg.NodeInfo().Addr
 	}
+	if cfg.NodeName == "" {
+		return nil, errors.New("pgelection: no NodeName and NodeInfo().Addr is empty: expected the address clients reach this node at")
+	}
 	table := cfg.Options.MetaTableName
 	// The longest derived name must fit PostgreSQL's identifier limit, or
 	// PostgreSQL would silently truncate it into another table's name.
