@@ -200,11 +200,10 @@ func (n *node) advertised() string {
 			n.addr = n.opts.GRPC.ServerAddr
 			return
 		}
-		bound := n.opts.GRPC.BindAddr
 		if n.srv == nil || n.srv.GRPCAddr() == nil {
 			panic("metasrv: advertised address asked for before the gRPC server listens")
 		}
-		bound = n.srv.GRPCAddr().String()
+		bound := n.srv.GRPCAddr().String()
 		host, port, err := net.SplitHostPort(bound)
 		if err != nil {
 			n.addr = bound

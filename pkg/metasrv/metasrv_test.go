@@ -73,7 +73,6 @@ type bundle struct {
 	m       *Metasrv
 	store   *memkv.Store
 	elector *election.Single
-	log     *eventLog
 }
 
 func setup(t *testing.T, listeners ...Listener) *bundle {
