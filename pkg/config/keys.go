@@ -59,6 +59,12 @@ func unsupportedHint(key string) (hint string, ok bool) {
 		"bind_addr":          "use grpc.bind_addr",
 		"server_addr":        "use grpc.server_addr",
 		"logging.log_format": "use logging.format",
+		// GreptimeDB's TLS mode; here setting cert_path and key_path is what
+		// turns TLS on, and ca_cert_path what requires client certificates.
+		"grpc.tls.mode":  "TLS is on when grpc.tls.cert_path and grpc.tls.key_path are set",
+		"http.tls.mode":  "TLS is on when http.tls.cert_path and http.tls.key_path are set",
+		"grpc.tls.watch": "certificates are read at start; restart to load new ones",
+		"http.tls.watch": "certificates are read at start; restart to load new ones",
 	}
 	tables := []string{
 		"selector", "use_memory_store", "enable_region_failover",
@@ -66,9 +72,9 @@ func unsupportedHint(key string) (hint string, ok bool) {
 		"failure_detector", "datanode", "enable_telemetry", "data_home", "wal",
 		"export_metrics", "flush_stats_factor", "tracing", "memory", "event_recorder",
 		"stats_persistence", "runtime",
-		"grpc.runtime_size", "grpc.max_recv_message_size", "grpc.max_send_message_size",
-		"grpc.flight_compression", "grpc.tls", "grpc.max_connection_age",
-		"http.timeout", "http.body_limit", "http.enable_cors", "http.cors_allowed_origins",
+		"grpc.runtime_size",
+		"grpc.flight_compression", "grpc.max_connection_age",
+		"http.timeout", "http.enable_cors", "http.cors_allowed_origins",
 		"http.prom_validation_mode",
 		"logging.dir", "logging.append_stdout", "logging.max_log_files",
 		"logging.enable_otlp_tracing", "logging.otlp_endpoint", "logging.otlp_export_protocol",

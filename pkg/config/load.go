@@ -238,6 +238,9 @@ func showValue(key string, v any) string {
 			return "(value hidden)"
 		}
 	}
+	if _, secret := secretKeys[key]; secret {
+		return "(value hidden)"
+	}
 	if s, ok := v.(string); ok {
 		return fmt.Sprintf("%q", s)
 	}

@@ -59,12 +59,41 @@ type GRPCOptions struct {
 	// ServerAddr is the address advertised to clients and peers; empty means
 	// derived from BindAddr.
 	ServerAddr string `koanf:"server_addr"`
+	// TLS turns on TLS for gRPC; with a CA, every client must present a
+	// certificate it signed.
+	TLS ServerTLSOptions `koanf:"tls"`
+	// MaxRecvMessageSize caps one request message; larger ones are refused
+	// with RESOURCE_EXHAUSTED before they are decoded.
+	MaxRecvMessageSize ByteSize `koanf:"max_recv_message_size"`
+	// MaxSendMessageSize caps one response message.
+	MaxSendMessageSize ByteSize `koanf:"max_send_message_size"`
 }
 
 // HTTPOptions configure the HTTP admin server.
 type HTTPOptions struct {
 	Addr string `koanf:"addr"`
+	// TLS turns on HTTPS; with a CA, client certificates are verified when
+	// presented, and a verified one authorises the admin POST endpoints.
+	TLS ServerTLSOptions `koanf:"tls"`
+	// AdminToken, when set, is the bearer token every admin POST must carry
+	// (unless the client presented a verified certificate). Never rendered.
+	AdminToken string `koanf:"admin_token"`
+	// BodyLimit caps a request body; larger ones get 413.
+	BodyLimit ByteSize `koanf:"body_limit"`
 }
+
+// ServerTLSOptions are the files of a server's TLS identity. An empty
+// CertPath (and KeyPath) means plaintext.
+type ServerTLSOptions struct {
+	CertPath string `koanf:"cert_path"`
+	KeyPath  string `koanf:"key_path"`
+	// CACertPath holds the CA certificates that client certificates must
+	// chain to; empty means clients are not asked for one.
+	CACertPath string `koanf:"ca_cert_path"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t ServerTLSOptions) Enabled() bool { return t.CertPath != "" }
 
 // TLS modes for the connection to PostgreSQL, with libpq's meaning.
 const (
@@ -126,8 +155,12 @@ func Default() Options {
 			MaxMetadataValueSize: 1500 * KiB,
 			MaxRunningProcedures: 128,
 		},
-		GRPC: GRPCOptions{BindAddr: "127.0.0.1:3002"},
-		HTTP: HTTPOptions{Addr: "127.0.0.1:4000"},
+		GRPC: GRPCOptions{
+			BindAddr:           "127.0.0.1:3002",
+			MaxRecvMessageSize: 16 * MiB,
+			MaxSendMessageSize: 64 * MiB,
+		},
+		HTTP: HTTPOptions{Addr: "127.0.0.1:4000", BodyLimit: 1 * MiB},
 		Postgres: PostgresOptions{
 			MaxConns:        32,
 			MinConns:        2,

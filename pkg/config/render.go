@@ -10,10 +10,14 @@ import (
 )
 
 // Render returns o as TOML, the format Load reads back: durations as "5s",
-// sizes as "1500KiB", and store_addrs with any password masked, so the output
-// is safe to print or log.
+// sizes as "1500KiB", store_addrs with any password masked and a set
+// http.admin_token shown as the mask, so the output is safe to print, log or
+// serve on /admin/config.
 func Render(o Options) ([]byte, error) {
 	o.StoreAddrs = SanitizeStoreAddrs(o.StoreAddrs)
+	if o.HTTP.AdminToken != "" {
+		o.HTTP.AdminToken = masked
+	}
 	root := map[string]any{}
 	v := reflect.ValueOf(o)
 	for _, f := range leafFields() {
@@ -35,6 +39,12 @@ func Render(o Options) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// masked stands in for a secret in rendered configuration.
+const masked = "*****"
+
+// secretKeys are keys whose value is a credential as a whole: never shown.
+var secretKeys = map[string]struct{}{"http.admin_token": {}}
 
 // plain converts a field to the value written in TOML.
 func plain(v reflect.Value) any {

@@ -12,7 +12,7 @@ import (
 func (o Options) Validate() error {
 	checks := []func(Options) error{
 		validateStore, validateLimits, validateAddrs, validateTLS,
-		validatePostgres, validateElection, validateLogging,
+		validateServerTLS, validateServerLimits, validateAdminToken, validatePostgres, validateElection, validateLogging,
 	}
 	for _, c := range checks {
 		if err := c(o); err != nil {

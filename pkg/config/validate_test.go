@@ -44,6 +44,20 @@ func TestValidate(t *testing.T) {
 		{"tls ca ok", func(o *Options) { o.BackendTLS = BackendTLSOptions{Mode: TLSVerifyFull, CACertPath: "/ca"} }, "", ""},
 		{"tls cert without key", func(o *Options) { o.BackendTLS.CertPath = "/c" }, "backend_tls.key_path", "required"},
 		{"tls key without cert", func(o *Options) { o.BackendTLS.KeyPath = "/k" }, "backend_tls.cert_path", "required"},
+		{"grpc tls cert without key", func(o *Options) { o.GRPC.TLS.CertPath = "/c" }, "grpc.tls.key_path", "required when grpc.tls.cert_path is set"},
+		{"grpc tls key without cert", func(o *Options) { o.GRPC.TLS.KeyPath = "/k" }, "grpc.tls.cert_path", "required when grpc.tls.key_path is set"},
+		{"grpc tls ca without cert", func(o *Options) { o.GRPC.TLS.CACertPath = "/ca" }, "grpc.tls.ca_cert_path", "needs grpc.tls.cert_path"},
+		{"grpc tls ok", func(o *Options) { o.GRPC.TLS = ServerTLSOptions{CertPath: "/c", KeyPath: "/k", CACertPath: "/ca"} }, "", ""},
+		{"http tls key without cert", func(o *Options) { o.HTTP.TLS.KeyPath = "/k" }, "http.tls.cert_path", "required when http.tls.key_path is set"},
+		{"http tls ca without cert", func(o *Options) { o.HTTP.TLS.CACertPath = "/ca" }, "http.tls.ca_cert_path", "client certificates are only verified over TLS"},
+		{"http tls ok", func(o *Options) { o.HTTP.TLS = ServerTLSOptions{CertPath: "/c", KeyPath: "/k"} }, "", ""},
+		{"grpc recv zero", func(o *Options) { o.GRPC.MaxRecvMessageSize = 0 }, "grpc.max_recv_message_size", "greater than 0B and at most 1GiB, got 0B"},
+		{"grpc send too large", func(o *Options) { o.GRPC.MaxSendMessageSize = 4 * GiB }, "grpc.max_send_message_size", "at most 1GiB, got 4GiB"},
+		{"grpc recv below value size", func(o *Options) { o.GRPC.MaxRecvMessageSize = 1 * MiB }, "grpc.max_recv_message_size", "larger than procedure.max_metadata_value_size (1500KiB)"},
+		{"http body limit", func(o *Options) { o.HTTP.BodyLimit = 0 }, "http.body_limit", "greater than 0B"},
+		{"admin token short", func(o *Options) { o.HTTP.AdminToken = "short-secret" }, "http.admin_token", "is 12 characters; use at least 16"},
+		{"admin token newline", func(o *Options) { o.HTTP.AdminToken = "0123456789abcdef\n" }, "http.admin_token", "whitespace or control characters"},
+		{"admin token ok", func(o *Options) { o.HTTP.AdminToken = "0123456789abcdef" }, "", ""},
 		{"max conns", func(o *Options) { o.Postgres.MaxConns = 0 }, "postgres.max_conns", "greater than 0"},
 		{"connect timeout", func(o *Options) { o.Postgres.ConnectTimeout = 0 }, "postgres.connect_timeout", "greater than 0"},
 		{"min > max", func(o *Options) { o.Postgres.MinConns = 50 }, "postgres.min_conns", "more than postgres.max_conns"},
@@ -73,6 +87,9 @@ func TestValidate(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), "config: "+tc.key+": "), err.Error())
 			require.Contains(t, err.Error(), tc.want)
 			require.NotContains(t, err.Error(), "\n")
+			if o.HTTP.AdminToken != "" {
+				require.NotContains(t, err.Error(), o.HTTP.AdminToken, "a token is never echoed")
+			}
 		})
 	}
 }

@@ -1,10 +1,11 @@
 // Package server runs metasrv's network front: the gRPC server (standard
 // health service, reflection, and whatever services the caller registers) and
-// the HTTP admin server.
+// the HTTP admin server, each optionally over TLS (see TLSFiles).
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -36,8 +38,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Register, if set, registers further gRPC services before serving.
 	Register func(*grpc.Server)
-	// GRPCOptions are passed to grpc.NewServer.
+	// GRPCOptions are passed to grpc.NewServer, after the ones built from
+	// the fields below.
 	GRPCOptions []grpc.ServerOption
+	// GRPCTLS, if set, serves gRPC over TLS only (see TLSFiles.ServerConfig).
+	GRPCTLS *tls.Config
+	// HTTPTLS, if set, serves HTTP over TLS only.
+	HTTPTLS *tls.Config
+	// MaxRecvMsgSize caps one received gRPC message in bytes; a larger one
+	// fails with RESOURCE_EXHAUSTED before it is decoded. Zero keeps gRPC's
+	// default (4MiB).
+	MaxRecvMsgSize int
+	// MaxSendMsgSize caps one sent gRPC message; zero keeps gRPC's default.
+	MaxSendMsgSize int
 	// ShutdownTimeout bounds the graceful stop; in-flight calls still running
 	// after it are cut. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -72,7 +85,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger.With("component", "server"),
-		grpc:     grpc.NewServer(opts.GRPCOptions...),
+		grpc:     grpc.NewServer(grpcServerOptions(opts)...),
 		health:   health.NewServer(),
 		mux:      http.NewServeMux(),
 		failures: make(chan error, 2),
@@ -91,9 +104,30 @@ func New(opts Options) *Server {
 	s.http = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Admin bodies are small (http.body_limit); a client trickling one
+		// must not hold a connection open indefinitely.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if opts.HTTPTLS != nil {
+		s.http.TLSConfig = opts.HTTPTLS.Clone()
 	}
 	return s
+}
+
+func grpcServerOptions(opts Options) []grpc.ServerOption {
+	var out []grpc.ServerOption
+	if opts.GRPCTLS != nil {
+		out = append(out, grpc.Creds(credentials.NewTLS(opts.GRPCTLS)))
+	}
+	if opts.MaxRecvMsgSize > 0 {
+		out = append(out, grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize))
+	}
+	if opts.MaxSendMsgSize > 0 {
+		out = append(out, grpc.MaxSendMsgSize(opts.MaxSendMsgSize))
+	}
+	return append(out, opts.GRPCOptions...)
 }
 
 // HTTPMux is the admin server's router, for further handlers (Go 1.22
@@ -141,11 +175,20 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer s.serving.Done()
-		if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.http.TLSConfig != nil {
+			// The certificate is in TLSConfig; ServeTLS adds h2 to its protocols.
+			err = s.http.ServeTLS(httpLis, "", "")
+		} else {
+			err = s.http.Serve(httpLis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("server: HTTP serve on %s: %w", httpLis.Addr(), err))
 		}
 	}()
-	s.log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String())
+	s.log.Info("serving",
+		"grpc_addr", grpcLis.Addr().String(), "grpc_tls", s.opts.GRPCTLS != nil,
+		"http_addr", httpLis.Addr().String(), "http_tls", s.opts.HTTPTLS != nil)
 	return nil
 }
 
