@@ -20,13 +20,16 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/kvmetrics"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server"
+	"github.com/pgmetasrv/metasrv/pkg/server/admin"
 	"github.com/pgmetasrv/metasrv/pkg/server/clustersvc"
 	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+	"github.com/pgmetasrv/metasrv/pkg/server/metrics"
 	"github.com/pgmetasrv/metasrv/pkg/server/procsvc"
 	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
 )
@@ -52,10 +55,36 @@ type node struct {
 // it waits (with backoff) for PostgreSQL and migrates the schema first.
 func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, error) {
 	n := &node{opts: o, base: base, log: base.With("component", "main")}
+	// The servers' TLS files are read before anything connects, so a bad
+	// path fails the start at once.
+	grpcTLS, err := tlsFiles("grpc.tls", o.GRPC.TLS).ServerConfig(server.RequireClientCerts)
+	if err != nil {
+		return nil, err
+	}
+	httpTLS, err := tlsFiles("http.tls", o.HTTP.TLS).ServerConfig(server.VerifyClientCertsIfGiven)
+	if err != nil {
+		return nil, err
+	}
+	reg := metrics.NewRegistry()
+	kvm, err := kvmetrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	grpcMetrics, err := metrics.NewGRPC(reg)
+	if err != nil {
+		return nil, err
+	}
 	store, err := n.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if n.pool != nil {
+		if err := reg.Register(metrics.NewPoolCollector("kv", n.pool)); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	store = kvm.Wrap(store)
 	// memory_store has one node and no term to fence with.
 	var fenced func(term int64) kv.Backend
 	build := currentBuild()
@@ -75,7 +104,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 			return nil, err
 		}
 		n.elector = el
-		fenced = func(term int64) kv.Backend { return n.pg.WithFence(el.Fence(term)) }
+		fenced = func(term int64) kv.Backend { return kvm.Wrap(n.pg.WithFence(el.Fence(term))) }
 	}
 
 	n.procedures = procedure.New(procedure.Options{
@@ -105,13 +134,26 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		n.close()
 		return nil, err
 	}
+	if err := errors.Join(
+		n.core.RegisterMetrics(reg),
+		reg.Register(metrics.NewProcedureCollector(n.procedures)),
+	); err != nil {
+		n.close()
+		return nil, err
+	}
+	glog := base.With("component", "grpc")
 	srv = server.New(server.Options{
-		GRPCAddr: o.GRPC.BindAddr,
-		HTTPAddr: o.HTTP.Addr,
-		Logger:   base,
+		GRPCAddr:       o.GRPC.BindAddr,
+		HTTPAddr:       o.HTTP.Addr,
+		Logger:         base,
+		GRPCTLS:        grpcTLS,
+		HTTPTLS:        httpTLS,
+		MaxRecvMsgSize: int(o.GRPC.MaxRecvMessageSize),
+		MaxSendMsgSize: int(o.GRPC.MaxSendMessageSize),
+		// Metrics first, so they record the code grpcerr mapped.
 		GRPCOptions: []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(grpcerr.UnaryServerInterceptor(base)),
-			grpc.ChainStreamInterceptor(grpcerr.StreamServerInterceptor(base)),
+			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), grpcerr.UnaryServerInterceptor(glog)),
+			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), grpcerr.StreamServerInterceptor(glog)),
 		},
 		Register: func(g *grpc.Server) {
 			storesvc.New(n.core, base).Register(g)
@@ -120,7 +162,27 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		},
 	})
 	n.srv = srv
+	if o.HTTP.AdminToken != "" && httpTLS == nil {
+		n.log.Warn("http.admin_token is set but http.tls is not: the token travels in clear text")
+	}
+	if err := admin.Register(srv.HTTPMux(), admin.Deps{
+		Logger:       base,
+		Cluster:      n.elector,
+		Store:        n.core,
+		Procedures:   n.procedures,
+		RenderConfig: func() ([]byte, error) { return config.Render(o) },
+		Metrics:      reg,
+		Auth:         admin.Auth{Token: o.HTTP.AdminToken, ClientCerts: o.HTTP.TLS.CACertPath != ""},
+		MaxBodySize:  int64(o.HTTP.BodyLimit),
+	}); err != nil {
+		n.close()
+		return nil, err
+	}
 	return n, nil
+}
+
+func tlsFiles(table string, t config.ServerTLSOptions) server.TLSFiles {
+	return server.TLSFiles{Table: table, CertPath: t.CertPath, KeyPath: t.KeyPath, CACertPath: t.CACertPath}
 }
 
 // openStore opens the configured durable store. For postgres_store it keeps
