@@ -165,6 +165,13 @@ func (e *Elector) Start(ctx context.Context) error {
 	if e.addr == "" {
 		return errors.New("pgelection: NodeInfo().Addr is empty: expected the address clients reach this node at")
 	}
+	// A session that cannot hold a lock would campaign forever in vain:
+	// refuse to start instead.
+	if s, err := e.connect(ctx); errors.Is(err, ErrNotASession) {
+		return err
+	} else if err == nil {
+		e.closeSession(s)
+	}
 	if err := e.register(ctx); err != nil {
 		return fmt.Errorf("pgelection: register candidate %s: %w", e.addr, err)
 	}

@@ -2,9 +2,11 @@ package pgelection
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
@@ -219,4 +221,33 @@ func TestNewValidates(t *testing.T) {
 		_, err := New(cfg)
 		require.Error(t, err, name)
 	}
+}
+
+// notASession forgets session state between statements, as a pooler in
+// transaction mode does when it hands each statement another backend.
+type notASession struct{ sessionConn }
+
+func (c notASession) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if strings.Contains(sql, "metasrv.election_probe") {
+		return c.sessionConn.QueryRow(ctx, `SELECT pg_backend_pid(), ''::text`)
+	}
+	return c.sessionConn.QueryRow(ctx, sql, args...)
+}
+
+func TestElectionRefusesAConnectionThatIsNotASession(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	opts := testOptions(dsn)
+	migrate(t, opts)
+	e, err := New(Config{
+		Options:     opts,
+		NodeInfo:    func() election.NodeInfo { return election.NodeInfo{Addr: "pooled:1"} },
+		Pool:        newPool(t, dsn),
+		Logger:      testLogger(t),
+		wrapSession: func(c sessionConn) sessionConn { return notASession{c} },
+	})
+	require.NoError(t, err)
+	err = e.Start(context.Background())
+	require.ErrorIs(t, err, ErrNotASession)
+	e.Stop()
 }

@@ -2,7 +2,9 @@ package pgelection
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"time"
@@ -81,7 +83,39 @@ func (e *Elector) connect(ctx context.Context) (*session, error) {
 		e.closeSession(s)
 		return nil, fmt.Errorf("listen on %s: %w", e.channel, err)
 	}
+	if err := probeSession(cctx, s); err != nil {
+		e.closeSession(s)
+		return nil, err
+	}
 	return s, nil
+}
+
+// ErrNotASession means the election connection does not keep one PostgreSQL
+// backend from statement to statement, as behind a pooler in transaction or
+// statement mode (PgBouncer's default for many deployments). Advisory locks
+// and LISTEN belong to a backend, so such a connection cannot hold
+// leadership: the election refuses to run on it.
+var ErrNotASession = errors.New("pgelection: the election connection is not a PostgreSQL session (a connection pooler in transaction or statement mode?); connect the election directly or through session pooling")
+
+// probeSession sets a session variable in one statement and reads it back with
+// the backend pid in the next: a pooler that moves statements between
+// backends loses the variable. It also records the real backend pid, which a
+// pooler's startup message would misreport.
+func probeSession(ctx context.Context, s *session) error {
+	nonce := strconv.FormatUint(rand.Uint64(), 36)
+	if _, err := s.conn.Exec(ctx, `SELECT set_config('metasrv.election_probe', $1, false)`, nonce); err != nil {
+		return fmt.Errorf("probe election session: %w", err)
+	}
+	var pid uint32
+	var got string
+	if err := s.conn.QueryRow(ctx, `SELECT pg_backend_pid(), current_setting('metasrv.election_probe', true)`).Scan(&pid, &got); err != nil {
+		return fmt.Errorf("probe election session: %w", err)
+	}
+	if got != nonce {
+		return ErrNotASession
+	}
+	s.pid = pid
+	return nil
 }
 
 // closeSession closes the connection with a short deadline: on a
