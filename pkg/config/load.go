@@ -21,6 +21,11 @@ import (
 // METASRV_GRPC__BIND_ADDR sets grpc.bind_addr ("__" separates tables).
 const EnvPrefix = "METASRV_"
 
+// EnvReservedPrefix starts environment variables that belong to tooling, not
+// to the server's configuration (METASRV_TEST_PG_DSN of the test harness), so
+// the strict environment check leaves them alone.
+const EnvReservedPrefix = "METASRV_TEST_"
+
 // Kinds of configuration errors, for errors.Is.
 var (
 	ErrUnknownKey     = errors.New("unknown configuration key")
@@ -113,6 +118,9 @@ func envLayer(environ []string) (layer, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, value string) (string, any) {
+			if strings.HasPrefix(name, EnvReservedPrefix) {
+				return "", nil // an empty key is dropped by the provider
+			}
 			key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 			names[key] = name
 			return key, value

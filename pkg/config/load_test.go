@@ -339,3 +339,12 @@ func TestLoadFileTypesAreStrict(t *testing.T) {
 		require.NotContains(t, err.Error(), "hunter2")
 	}
 }
+
+func TestEnvReservedPrefixIsNotConfiguration(t *testing.T) {
+	t.Parallel()
+	o, err := Load("", nil, []string{"METASRV_TEST_PG_DSN=postgres://u:p@h/db", "METASRV_HTTP__ADDR=127.0.0.1:1003"})
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:1003", o.HTTP.Addr)
+	_, err = Load("", nil, []string{"METASRV_TESTS_PG_DSN=x"})
+	require.ErrorIs(t, err, ErrUnknownKey)
+}
