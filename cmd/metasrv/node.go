@@ -42,6 +42,7 @@ type node struct {
 	log        *slog.Logger
 	pool       *pgxpool.Pool // nil for memory_store
 	pg         *pgkv.Store   // nil for memory_store
+	batcher    *pgkv.Batcher // group commit of the leader's writes; nil for memory_store
 	elector    election.Elector
 	procedures *procedure.Manager
 	core       *metasrv.Metasrv
@@ -104,7 +105,13 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 			return nil, err
 		}
 		n.elector = el
-		fenced = func(term int64) kv.Backend { return kvm.Wrap(n.pg.WithFence(el.Fence(term))) }
+		// Concurrent leader writes share one fenced transaction (group commit).
+		n.batcher, err = pgkv.NewBatcher(n.pg, pgkv.BatchOptions{}, base)
+		if err != nil {
+			n.close()
+			return nil, err
+		}
+		fenced = func(term int64) kv.Backend { return kvm.Wrap(n.batcher.WithFence(el.Fence(term))) }
 	}
 
 	n.procedures = procedure.New(procedure.Options{
@@ -222,7 +229,16 @@ func (n *node) start(ctx context.Context) error {
 	if err := n.srv.Start(ctx); err != nil {
 		return err
 	}
+	if n.batcher != nil {
+		if err := n.batcher.Start(ctx); err != nil {
+			n.srv.Stop()
+			return err
+		}
+	}
 	if err := n.core.Start(ctx); err != nil {
+		if n.batcher != nil {
+			n.batcher.Stop()
+		}
 		n.srv.Stop()
 		return err
 	}
@@ -232,9 +248,12 @@ func (n *node) start(ctx context.Context) error {
 // shutdown resigns and stops leader work first, so a follower takes over
 // while this node still drains its in-flight calls.
 func (n *node) shutdown(ctx context.Context) error {
-	errs := []error{n.core.Shutdown(ctx)}
+	err := n.core.Shutdown(ctx)
+	if n.batcher != nil {
+		n.batcher.Stop()
+	}
 	n.srv.Stop()
-	return errors.Join(errs...)
+	return err
 }
 
 // close releases what newNode opened.

@@ -123,7 +123,14 @@ func (s *termStore) write(ctx context.Context, keys [][]byte, do func() error, a
 	return nil
 }
 
+// refreshTimeout bounds the re-read after a write of unknown outcome.
+const refreshTimeout = 5 * time.Second
+
 func (s *termStore) refresh(ctx context.Context, keys [][]byte) {
+	// The caller may have left (its deadline is often why the outcome is
+	// unknown); the cache must be mended all the same.
+	ctx, cancel := context.WithTimeout(cacheCtx(ctx), refreshTimeout)
+	defer cancel()
 	resp, err := s.durable.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
 	if err != nil {
 		s.m.invalidateCache(s.term, fmt.Errorf("re-read keys after a write of unknown outcome: %w", err))
