@@ -38,6 +38,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newVersionCommand(a),
 		newMigrateCommand(a),
 		newCtlCommand(a),
+		newBenchCommand(a),
 	)
 	return root
 }
