@@ -24,6 +24,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
@@ -188,6 +189,27 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	return n, nil
 }
 
+// openStorePool connects the pool of postgres_store, waiting while
+// PostgreSQL is down until ctx ends.
+func openStorePool(ctx context.Context, o config.Options, base *slog.Logger) (*pgxpool.Pool, error) {
+	cfg, err := postgres.PoolConfig(o, "metasrv")
+	if err != nil {
+		return nil, err
+	}
+	// A leader frozen or cut off inside a fenced write holds the election
+	// row FOR SHARE, which the next leader's term bump waits for: PostgreSQL
+	// must end such a transaction well within a lease.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTxTimeout(o.Election.Lease).Milliseconds(), 10)
+	return postgres.Connect(ctx, cfg, base.With("component", "postgres"))
+}
+
+// idleInTxTimeout is half the lease (at least 100ms), so a stuck fenced
+// transaction is gone before the new leader's term bump (bounded by the
+// lease) gives up.
+func idleInTxTimeout(lease time.Duration) time.Duration {
+	return max(lease/2, 100*time.Millisecond)
+}
+
 func tlsFiles(table string, t config.ServerTLSOptions) server.TLSFiles {
 	return server.TLSFiles{Table: table, CertPath: t.CertPath, KeyPath: t.KeyPath, CACertPath: t.CACertPath}
 }
@@ -201,7 +223,7 @@ func (n *node) openStore(ctx context.Context) (kv.Backend, error) {
 		n.log.Warn("memory_store keeps metadata in this process only and has no leader election: run exactly one instance, and expect to lose all metadata when it stops")
 		return memkv.New(), nil
 	case config.BackendPostgres:
-		pool, err := openPool(ctx, o, "metasrv", n.base)
+		pool, err := openStorePool(ctx, o, n.base)
 		if err != nil {
 			return nil, err
 		}
