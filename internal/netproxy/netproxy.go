@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,8 +31,15 @@ type Proxy struct {
 	mu          sync.Mutex
 	partitioned bool
 	closed      bool
-	conns       map[net.Conn]struct{}
+	conns       map[net.Conn]*pair
 	wg          sync.WaitGroup
+}
+
+// pair is one proxied connection. Once a partition has dropped any of its
+// bytes it is cut for good: forwarding later bytes of the same stream would
+// be something no real network does.
+type pair struct {
+	cut atomic.Bool
 }
 
 // Start listens on listenAddr (host:port; port 0 picks a free one) and
@@ -55,7 +63,7 @@ func Start(ctx context.Context, listenAddr, network, upstream string, logger *sl
 		upstream: upstream,
 		logger:   logger.With("component", "netproxy", "listen", ln.Addr().String()),
 		dialer:   net.Dialer{Timeout: 5 * time.Second},
-		conns:    map[net.Conn]struct{}{},
+		conns:    map[net.Conn]*pair{},
 	}
 	p.wg.Add(1)
 	go p.accept()
@@ -73,6 +81,9 @@ func (p *Proxy) Partition() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.partitioned = true
+	for _, pr := range p.conns {
+		pr.cut.Store(true)
+	}
 }
 
 // Heal ends a partition. Connections that lived through it are closed, both
@@ -81,7 +92,7 @@ func (p *Proxy) Partition() {
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	conns := p.conns
-	p.conns = map[net.Conn]struct{}{}
+	p.conns = map[net.Conn]*pair{}
 	p.partitioned = false
 	p.mu.Unlock()
 	for c := range conns {
@@ -115,16 +126,19 @@ func (p *Proxy) Close() error {
 	return err
 }
 
-// track registers both ends of a new pair; false when the proxy closed.
-func (p *Proxy) track(a, b net.Conn) bool {
+// track registers both ends of a new pair; nil when the proxy closed. A pair
+// born during a partition is cut from the start.
+func (p *Proxy) track(a, b net.Conn) *pair {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return false
+		return nil
 	}
-	p.conns[a] = struct{}{}
-	p.conns[b] = struct{}{}
-	return true
+	pr := &pair{}
+	pr.cut.Store(p.partitioned)
+	p.conns[a] = pr
+	p.conns[b] = pr
+	return pr
 }
 
 func (p *Proxy) untrack(a, b net.Conn) {
@@ -150,24 +164,25 @@ func (p *Proxy) accept() {
 			client.Close()
 			continue
 		}
-		if !p.track(client, server) {
+		pr := p.track(client, server)
+		if pr == nil {
 			client.Close()
 			server.Close()
 			return
 		}
 		p.wg.Add(1)
-		go p.serve(client, server)
+		go p.serve(client, server, pr)
 	}
 }
 
 // serve runs one connection pair until both directions end.
-func (p *Proxy) serve(client, server net.Conn) {
+func (p *Proxy) serve(client, server net.Conn, pr *pair) {
 	defer p.wg.Done()
-	var pair sync.WaitGroup
-	pair.Add(2)
-	go func() { defer pair.Done(); p.pipe(client, server) }()
-	go func() { defer pair.Done(); p.pipe(server, client) }()
-	pair.Wait()
+	var both sync.WaitGroup
+	both.Add(2)
+	go func() { defer both.Done(); p.pipe(client, server, pr) }()
+	go func() { defer both.Done(); p.pipe(server, client, pr) }()
+	both.Wait()
 	p.untrack(client, server)
 	client.Close()
 	server.Close()
@@ -177,18 +192,20 @@ func (p *Proxy) serve(client, server net.Conn) {
 // drops, and an end of src is not passed on: the far side must find out by
 // itself. Outside a partition, an end of src closes dst, so the other pipe
 // ends too.
-func (p *Proxy) pipe(src, dst net.Conn) {
+func (p *Proxy) pipe(src, dst net.Conn, pr *pair) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && !p.Partitioned() {
+		// Checked after the read: bytes read while a partition began are
+		// dropped, and so is everything after them on this pair.
+		if n > 0 && !pr.cut.Load() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				src.Close()
 				return
 			}
 		}
 		if err != nil {
-			if !p.Partitioned() {
+			if !pr.cut.Load() {
 				dst.Close()
 			}
 			return
