@@ -98,6 +98,10 @@ type Elector interface {
 // ErrNoLeader is returned by Leader when nobody holds leadership.
 var ErrNoLeader = errors.New("election: no leader")
 
+// ErrUnavailable wraps a failure to read the election's state (PostgreSQL
+// unreachable): the answer is unknown for now, not negative, and worth a retry.
+var ErrUnavailable = errors.New("election: state unavailable")
+
 // ErrFenced is matched (errors.Is) by every FencedError.
 var ErrFenced = errors.New("election: fenced")
 

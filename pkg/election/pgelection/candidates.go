@@ -45,19 +45,19 @@ func (e *Elector) registerLoop(ctx context.Context) {
 func (e *Elector) Candidates(ctx context.Context) ([]election.NodeInfo, error) {
 	rows, err := e.cfg.Pool.Query(ctx, e.sql.candidates, e.lockID)
 	if err != nil {
-		return nil, fmt.Errorf("pgelection: list candidates: %w", err)
+		return nil, fmt.Errorf("pgelection: list candidates: %w: %w", election.ErrUnavailable, err)
 	}
 	defer rows.Close()
 	var out []election.NodeInfo
 	for rows.Next() {
 		var info election.NodeInfo
 		if err := rows.Scan(&info); err != nil {
-			return nil, fmt.Errorf("pgelection: list candidates: %w", err)
+			return nil, fmt.Errorf("pgelection: list candidates: unreadable node info: %w", err)
 		}
 		out = append(out, info)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgelection: list candidates: %w", err)
+		return nil, fmt.Errorf("pgelection: list candidates: %w: %w", election.ErrUnavailable, err)
 	}
 	return out, nil
 }

@@ -269,7 +269,7 @@ func (e *Elector) Leader(ctx context.Context) (election.Leader, error) {
 		return election.Leader{}, election.ErrNoLeader
 	}
 	if err != nil {
-		return election.Leader{}, fmt.Errorf("pgelection: read leader: %w", err)
+		return election.Leader{}, fmt.Errorf("pgelection: read leader: %w: %w", election.ErrUnavailable, err)
 	}
 	return l, nil
 }

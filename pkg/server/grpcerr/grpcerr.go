@@ -60,7 +60,7 @@ func Status(err error) (st *status.Status, serverFault bool) {
 		// These messages are built from the request (key, limit, field) and
 		// say what was expected, so they are what the caller needs.
 		return status.New(codes.InvalidArgument, err.Error()), false
-	case errors.Is(err, kv.ErrUnavailable):
+	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, election.ErrUnavailable):
 		// The cause may name internal hosts; it goes to the log only.
 		return withInfo(codes.Unavailable, "the storage backend is unavailable; the request was not applied",
 			metasrvv1.ReasonBackendUnavailable, nil), true

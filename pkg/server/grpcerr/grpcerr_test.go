@@ -34,6 +34,7 @@ func TestStatusMapping(t *testing.T) {
 		{"value too large", fmt.Errorf("op: %w", fmt.Errorf("%w: value of key \"k\" is 2000 bytes, max_metadata_value_size is 1024 bytes", kv.ErrValueTooLarge)), codes.InvalidArgument, "", "max_metadata_value_size", "", false},
 		{"empty key", fmt.Errorf("%w: key must not be empty", kv.ErrEmptyKey), codes.InvalidArgument, "", "key must not be empty", "", false},
 		{"backend unavailable", fmt.Errorf("%w: dial tcp 10.1.2.3:5432: refused", kv.ErrUnavailable), codes.Unavailable, metasrvv1.ReasonBackendUnavailable, "not applied", "10.1.2.3", true},
+		{"election state unavailable", fmt.Errorf("pgelection: read leader: %w: dial tcp 10.1.2.3:5432: refused", election.ErrUnavailable), codes.Unavailable, metasrvv1.ReasonBackendUnavailable, "not applied", "10.1.2.3", true},
 		{"outcome unknown", fmt.Errorf("%w: %w: commit: EOF", kv.ErrUnavailable, kv.ErrOutcomeUnknown), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not have been applied", "EOF", true},
 		{"outcome unknown on cancel", fmt.Errorf("%w: %w", kv.ErrOutcomeUnknown, context.Canceled), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not", "", true},
 		{"deadline", fmt.Errorf("range: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "", "deadline", "", false},
