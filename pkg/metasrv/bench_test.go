@@ -140,9 +140,9 @@ func noopLoader(data []byte) (procedure.Procedure, error) {
 	return p, json.Unmarshal(data, p)
 }
 
-func (p *noopProc) Type() string                                      { return noopType }
-func (p *noopProc) Dump() ([]byte, error)                             { return json.Marshal(p) }
-func (p *noopProc) LockKeys() []procedure.LockKey                     { return nil }
+func (p *noopProc) Type() string                                       { return noopType }
+func (p *noopProc) Dump() ([]byte, error)                              { return json.Marshal(p) }
+func (p *noopProc) LockKeys() []procedure.LockKey                      { return nil }
 func (p *noopProc) Rollback(context.Context, *procedure.Context) error { return nil }
 func (p *noopProc) Execute(context.Context, *procedure.Context) (procedure.Status, error) {
 	p.Step++

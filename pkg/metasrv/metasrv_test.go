@@ -17,7 +17,6 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 )
 
-
 const waitFor = 10 * time.Second
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -191,9 +191,11 @@ func (g *gate) loader(data []byte) (procedure.Procedure, error) {
 	return p, nil
 }
 
-func (p *gatedProc) Type() string                   { return gatedType }
-func (p *gatedProc) Dump() ([]byte, error)          { return json.Marshal(p) }
-func (p *gatedProc) LockKeys() []procedure.LockKey  { return []procedure.LockKey{procedure.ExclusiveLock(p.Name)} }
+func (p *gatedProc) Type() string          { return gatedType }
+func (p *gatedProc) Dump() ([]byte, error) { return json.Marshal(p) }
+func (p *gatedProc) LockKeys() []procedure.LockKey {
+	return []procedure.LockKey{procedure.ExclusiveLock(p.Name)}
+}
 func (p *gatedProc) Rollback(context.Context, *procedure.Context) error { return nil }
 
 func (p *gatedProc) Execute(ctx context.Context, pc *procedure.Context) (procedure.Status, error) {
@@ -375,4 +377,3 @@ func assertNoErr(t *testing.T, err error) bool {
 	}
 	return true
 }
-
