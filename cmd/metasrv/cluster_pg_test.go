@@ -106,7 +106,20 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	dsn := testDatabase(t)
 	a, b := startPGNode(t, dsn), startPGNode(t, dsn)
 	both := a.grpc + "," + b.grpc
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node %s:\n%s", a.grpc, a.stderr.String())
+			t.Logf("node %s:\n%s", b.grpc, b.stderr.String())
+		}
+	})
 
+	// The second node may wait on the first's migration lock before serving.
+	for _, n := range []*procNode{a, b} {
+		require.Eventually(t, func() bool {
+			code, _ := n.get(t, "/admin/health")
+			return code == http.StatusOK
+		}, 60*time.Second, 20*time.Millisecond, "node %s never served:\n%s", n.grpc, n.stderr.String())
+	}
 	var leader string
 	require.Eventually(t, func() bool {
 		r := ctlBinary(t, both, "leader")
