@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 )
 
 // route says which nodes may serve a call.
@@ -189,17 +189,5 @@ func (c *Client) target(ctx context.Context, r route) (string, error) {
 // MinRetryBackoff, capped at MaxRetryBackoff, with jitter so clients that
 // failed together do not retry together.
 func (c *Client) pause(ctx context.Context, attempt int) error {
-	d := c.cfg.MinRetryBackoff << min(attempt-1, 20)
-	if d <= 0 || d > c.cfg.MaxRetryBackoff {
-		d = c.cfg.MaxRetryBackoff
-	}
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Sleep(ctx, backoff.Policy{Base: c.cfg.MinRetryBackoff, Max: c.cfg.MaxRetryBackoff}.Delay(attempt))
 }

@@ -3,10 +3,10 @@ package metasrv
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
@@ -66,13 +66,10 @@ func startListeners(ctx context.Context, logger *slog.Logger, ls []Listener, t T
 
 func (tl *termListeners) retry(ctx context.Context, l Listener, t Term) {
 	defer tl.wg.Done()
-	delay := listenerRetryBase
+	pause := backoff.Policy{Base: listenerRetryBase, Max: listenerRetryMax}
 	for attempt := 2; ; attempt++ {
-		jittered := delay/2 + rand.N(delay/2+1)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, pause.Delay(attempt-1)) != nil {
 			return
-		case <-time.After(jittered):
 		}
 		err := l.Start(ctx, t)
 		if err == nil {
@@ -80,7 +77,6 @@ func (tl *termListeners) retry(ctx context.Context, l Listener, t Term) {
 			return
 		}
 		tl.logger.Error("leadership listener failed to start", "listener", l.Name(), "term", t.ID, "attempt", attempt, "err", err)
-		delay = min(delay*2, listenerRetryMax)
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
@@ -124,7 +124,7 @@ func (m *Metasrv) becomeReady(t *leadTerm) {
 // retry runs fn until it succeeds or the term ends, backing off between
 // failures; it reports whether fn succeeded.
 func (m *Metasrv) retry(ctx context.Context, term int64, what string, fn func() error) bool {
-	delay := 50 * time.Millisecond
+	pause := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -134,11 +134,8 @@ func (m *Metasrv) retry(ctx context.Context, term int64, what string, fn func() 
 			return false
 		}
 		m.logger.Error("leader task failed; retrying", "task", what, "term", term, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, pause.Delay(attempt)) != nil {
 			return false
-		case <-time.After(delay/2 + rand.N(delay/2+1)):
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 )
 
 // Backoff bounds of Connect: the first retry comes quickly (PostgreSQL may be
@@ -34,7 +35,7 @@ func Connect(ctx context.Context, cfg *pgxpool.Config, logger *slog.Logger) (*pg
 		logger = slog.New(slog.DiscardHandler)
 	}
 	addr := Describe(cfg.ConnConfig.Config)
-	backoff := connectBackoffMin
+	pause := backoff.Policy{Base: connectBackoffMin, Max: connectBackoffMax}
 	for attempt := 1; ; attempt++ {
 		pool, err := tryConnect(ctx, cfg)
 		if err == nil {
@@ -49,17 +50,12 @@ func Connect(ctx context.Context, cfg *pgxpool.Config, logger *slog.Logger) (*pg
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connect to postgresql %s: gave up after %d attempts (%w): %w", addr, attempt, ctx.Err(), err)
 		}
-		// Full jitter in the upper half: nodes restarted together spread out.
-		wait := backoff/2 + rand.N(backoff/2+1)
+		// Jitter: nodes restarted together spread out.
+		wait := pause.Delay(attempt)
 		logger.Warn("postgresql unreachable, retrying", "addr", addr, "attempt", attempt, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("connect to postgresql %s: gave up after %d attempts (%w): %w", addr, attempt, ctx.Err(), err)
-		case <-t.C:
 		}
-		backoff = min(backoff*2, connectBackoffMax)
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
@@ -107,7 +107,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 				if err := r.persist(ctx, e, rec, keepData, nil); err != nil {
 					return r.persistFailed(ctx, e, pc, log, err)
 				}
-				if err := sleep(ctx, r.backoff(attempt)); err != nil {
+				if err := backoff.Sleep(ctx, r.backoff(attempt)); err != nil {
 					return nil, errAbandon
 				}
 				continue
@@ -206,7 +206,7 @@ func (r *run) backward(ctx context.Context, e *entry, pc *Context, log *slog.Log
 		if IsRetryable(err) && attempt < r.m.opts.MaxRetryTimes {
 			attempt++
 			log.Warn("procedure rollback failed, retrying", "attempt", attempt, "err", err)
-			if err := sleep(ctx, r.backoff(attempt)); err != nil {
+			if err := backoff.Sleep(ctx, r.backoff(attempt)); err != nil {
 				return nil, errAbandon
 			}
 			continue
@@ -258,33 +258,16 @@ func (r *run) persist(ctx context.Context, e *entry, rec *record, change dataCha
 			return err
 		}
 		r.m.log.Warn("persisting procedure state failed, retrying", "procedure_id", e.id, "attempt", attempt, "err", err)
-		if err := sleep(ctx, r.backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, r.backoff(attempt)); err != nil {
 			return errAbandon
 		}
 	}
 }
 
-// backoff is retry_delay doubled per attempt, capped, with jitter in
-// [d/2, d) so procedures failing together do not retry in lockstep.
+// backoff is retry_delay doubled per attempt, capped, with jitter so
+// procedures failing together do not retry in lockstep.
 func (r *run) backoff(attempt int) time.Duration {
-	d := r.m.opts.RetryDelay
-	for i := 1; i < attempt && d < maxRetryDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxRetryDelay)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Policy{Base: r.m.opts.RetryDelay, Max: maxRetryDelay}.Delay(attempt)
 }
 
 // safeExecute turns a panicking step into a (non-retryable) error, so one

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 )
 
 var (
@@ -51,13 +53,7 @@ func (e *Elector) run(ctx context.Context) {
 // backoff is capped exponential with jitter (half fixed, half random), so a
 // restarted PostgreSQL is not hit by every node at the same instant.
 func (e *Elector) backoff(failures int) time.Duration {
-	const base = 50 * time.Millisecond
-	maxDelay := max(time.Second, 4*e.campaignInterval)
-	d := base << min(failures-1, 16)
-	if d <= 0 || d > maxDelay {
-		d = maxDelay
-	}
-	return d/2 + rand.N(d/2+1)
+	return backoff.Policy{Base: 50 * time.Millisecond, Max: max(time.Second, 4*e.campaignInterval)}.Delay(failures)
 }
 
 // runSession connects, campaigns until it wins, and leads until it must not.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
@@ -68,7 +68,7 @@ func (s *Store) run(ctx context.Context, op string, kind opKind, attempt func(ct
 		}
 		wait := s.backoff(n)
 		s.logger.DebugContext(ctx, "retrying", "op", op, "attempt", n, "backoff", wait, "err", err)
-		if serr := sleep(ctx, wait); serr != nil {
+		if serr := backoff.Sleep(ctx, wait); serr != nil {
 			return fmt.Errorf("pgkv: %s: %w (while waiting to retry after: %v)", op, serr, err)
 		}
 	}
@@ -159,27 +159,5 @@ func isConnFailure(err error) bool {
 // [0, min(MaxBackoff, BaseBackoff * 2^(n-1))): full jitter, so contenders that
 // collided once spread out.
 func (s *Store) backoff(n int) time.Duration {
-	limit := s.opts.BaseBackoff
-	for i := 1; i < n && limit < s.opts.MaxBackoff; i++ {
-		limit *= 2
-	}
-	limit = min(limit, s.opts.MaxBackoff)
-	if limit <= 0 {
-		return 0
-	}
-	return rand.N(limit)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Policy{Base: s.opts.BaseBackoff, Max: s.opts.MaxBackoff, FullJitter: true}.Delay(n)
 }
