@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -290,16 +289,4 @@ func (c *benchCluster) close(admin func(ctx context.Context, sql string) error) 
 		return fmt.Errorf("drop the benchmark's schema %s: %w", c.schema, err)
 	}
 	return nil
-}
-
-// logTail returns the last lines of node n's log, for error messages.
-func (c *benchCluster) logTail(n *benchNode, lines int) string {
-	f, err := os.Open(filepath.Join(c.logDir, fmt.Sprintf("node%d.log", n.idx)))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
-	all := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
