@@ -169,12 +169,18 @@ func (m *Metasrv) servesTerm(term int64) bool {
 	return t != nil && t.id == term && m.elector.IsLeader() && m.elector.Term() == term
 }
 
-// notLeader builds the refusal of a leader-only request, naming the leader
-// when the election knows it.
+// notLeader builds the refusal of a leader-only request, naming the leader.
+// The hint kept fresh in the background answers it without a query; only
+// when the hint is empty or names this node (it just stepped down) is the
+// election asked, so a follower under load does not query PostgreSQL per
+// refused call.
 func (m *Metasrv) notLeader(ctx context.Context) error {
+	if hint := m.HeaderInfo().LeaderAddr; hint != "" && hint != m.addr() {
+		return &election.NotLeaderError{Leader: hint}
+	}
 	l, err := m.elector.Leader(ctx)
-	if err != nil {
-		return &election.NotLeaderError{Leader: m.HeaderInfo().LeaderAddr}
+	if err != nil || l.Addr == m.addr() {
+		return &election.NotLeaderError{}
 	}
 	m.leaderHint.Store(&l.Addr)
 	return &election.NotLeaderError{Leader: l.Addr}
