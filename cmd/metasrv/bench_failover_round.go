@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/client"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
@@ -31,7 +32,7 @@ func (r *failoverRun) round(ctx context.Context, i int) (failoverRound, error) {
 	// Let the followers settle into their campaign loop, and fault at a
 	// random phase of it: a fixed pause would line the fault up with the
 	// newest node's attempts and flatter the figures.
-	if err := sleepCtx(ctx, 500*time.Millisecond+mrand.N(f.campaign)); err != nil {
+	if err := backoff.Sleep(ctx, 500*time.Millisecond+mrand.N(f.campaign)); err != nil {
 		return failoverRound{}, err
 	}
 
@@ -77,7 +78,7 @@ func (r *failoverRun) round(ctx context.Context, i int) (failoverRound, error) {
 	// A deposed leader that is alive again (woken, healed, reconnected) gets
 	// a moment to misbehave before the pinned writers stop.
 	if f.fault == faultPause || f.fault == faultPartition || f.fault == faultTerminate {
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := backoff.Sleep(ctx, time.Second); err != nil {
 			return res, err
 		}
 	}
@@ -264,7 +265,7 @@ func (r *failoverRun) until(ctx context.Context, timeout time.Duration, what str
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waited %s for %s: %w", timeout, what, err)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -277,18 +278,4 @@ func (c *benchCluster) node(addr string) *benchNode {
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -97,7 +97,7 @@ func (a *app) withMigrationDB(cmd *cobra.Command, fn func(ctx context.Context, o
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), migrateConnectWait)
 	defer cancel()
-	pool, err := openPool(ctx, o, "metasrv-migrate", log)
+	pool, err := openPool(ctx, o, "metasrv-migrate", log, nil)
 	if err != nil {
 		return err
 	}
@@ -108,11 +108,14 @@ func (a *app) withMigrationDB(cmd *cobra.Command, fn func(ctx context.Context, o
 }
 
 // openPool connects to the configured PostgreSQL, waiting (with backoff) while
-// it is down until ctx ends.
-func openPool(ctx context.Context, o config.Options, appName string, log *slog.Logger) (*pgxpool.Pool, error) {
+// it is down until ctx ends. params are extra session settings.
+func openPool(ctx context.Context, o config.Options, appName string, log *slog.Logger, params map[string]string) (*pgxpool.Pool, error) {
 	cfg, err := postgres.PoolConfig(o, appName)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	return postgres.Connect(ctx, cfg, log.With("component", "postgres"))
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
-	"github.com/pgmetasrv/metasrv/pkg/postgres"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
@@ -209,15 +208,12 @@ func registerPprof(mux *http.ServeMux) {
 // openStorePool connects the pool of postgres_store, waiting while
 // PostgreSQL is down until ctx ends.
 func openStorePool(ctx context.Context, o config.Options, base *slog.Logger) (*pgxpool.Pool, error) {
-	cfg, err := postgres.PoolConfig(o, "metasrv")
-	if err != nil {
-		return nil, err
-	}
 	// A leader frozen or cut off inside a fenced write holds the election
 	// row FOR SHARE, which the next leader's term bump waits for: PostgreSQL
 	// must end such a transaction well within a lease.
-	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTxTimeout(o.Election.Lease).Milliseconds(), 10)
-	return postgres.Connect(ctx, cfg, base.With("component", "postgres"))
+	return openPool(ctx, o, "metasrv", base, map[string]string{
+		"idle_in_transaction_session_timeout": strconv.FormatInt(idleInTxTimeout(o.Election.Lease).Milliseconds(), 10),
+	})
 }
 
 // idleInTxTimeout is half the lease (at least 100ms), so a stuck fenced
