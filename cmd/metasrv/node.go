@@ -91,6 +91,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	store = kvm.Wrap(store)
 	// memory_store has one node and no term to fence with.
 	var fenced func(term int64) kv.Backend
+	var settle func(ctx context.Context) error
 	build := currentBuild()
 	info := election.NewNodeInfoSource("", build.Version, build.Commit, time.Now())
 	nodeInfo := func() election.NodeInfo {
@@ -115,6 +116,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 			return nil, err
 		}
 		fenced = func(term int64) kv.Backend { return kvm.Wrap(n.batcher.WithFence(el.Fence(term))) }
+		settle = el.Settle
 	}
 
 	n.procedures = procedure.New(procedure.Options{
@@ -130,6 +132,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		Logger:    base,
 		Store:     store,
 		Fenced:    fenced,
+		Settle:    settle,
 		KeyPrefix: []byte(o.StoreKeyPrefix),
 		Limits:    kv.Limits{MaxTxnOps: o.MaxTxnOps, MaxValueSize: int(o.Procedure.MaxMetadataValueSize)},
 		Elector:   n.elector,

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 )
@@ -21,10 +23,62 @@ type leaderCache struct {
 	data  *memkv.Store
 	locks *keyLocks
 	ready atomic.Bool
+	// unsure holds the keys of writes whose outcome is unknown and not yet
+	// resolved: PostgreSQL may hold either value, so reads of them go to
+	// PostgreSQL until the write can no longer commit and the keys were
+	// re-read. unsureN lets reads skip the map while it is empty.
+	unsureMu sync.Mutex
+	unsure   map[string]int
+	unsureN  atomic.Int64
 }
 
 func newLeaderCache() *leaderCache {
-	return &leaderCache{data: memkv.New(), locks: newKeyLocks()}
+	return &leaderCache{data: memkv.New(), locks: newKeyLocks(), unsure: make(map[string]int)}
+}
+
+// markUnsure makes reads of keys bypass the cache until clearUnsure.
+func (c *leaderCache) markUnsure(keys [][]byte) {
+	c.unsureMu.Lock()
+	defer c.unsureMu.Unlock()
+	for _, k := range keys {
+		c.unsure[string(k)]++
+	}
+	c.unsureN.Store(int64(len(c.unsure)))
+}
+
+func (c *leaderCache) clearUnsure(keys [][]byte) {
+	c.unsureMu.Lock()
+	defer c.unsureMu.Unlock()
+	for _, k := range keys {
+		if c.unsure[string(k)]--; c.unsure[string(k)] <= 0 {
+			delete(c.unsure, string(k))
+		}
+	}
+	c.unsureN.Store(int64(len(c.unsure)))
+}
+
+// unsureIn reports whether a key of unknown state falls in the range
+// (key, end) or, with end nil and keys set, is one of keys.
+func (c *leaderCache) unsureIn(key, end []byte, keys [][]byte) bool {
+	if c.unsureN.Load() == 0 {
+		return false
+	}
+	c.unsureMu.Lock()
+	defer c.unsureMu.Unlock()
+	if keys != nil {
+		for _, k := range keys {
+			if _, ok := c.unsure[string(k)]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for k := range c.unsure {
+		if kv.InRange([]byte(k), key, end) {
+			return true
+		}
+	}
+	return false
 }
 
 // load replaces the cache's content with a full scan of src, page by page. The
@@ -65,12 +119,21 @@ func (c *leaderCache) loadLocked(ctx context.Context, src kv.Backend) (keys int,
 
 // termStore is the leader's backend for one term: reads come from the cache
 // while this node still trusts its leadership of the term; writes go to the
-// durable store fenced by the term and, once committed, into the cache.
+// durable store fenced by the term and, once their outcome is known, into the
+// cache.
 type termStore struct {
 	m       *Metasrv
 	term    int64
 	durable kv.Backend // prefixed, fenced by term
 	cache   *leaderCache
+	writes  *writeGate
+	// settle waits until no fenced write of this node sent so far can still
+	// commit; nil when writes cannot be of unknown outcome (memory_store).
+	settle func(ctx context.Context) error
+	// writeTimeout bounds one durable write, so a write on a connection that
+	// hangs without breaking ends (with an unknown outcome) and frees its keys.
+	writeTimeout time.Duration
+	signals      *testSignals
 }
 
 var _ kv.Backend = (*termStore)(nil)
@@ -90,6 +153,9 @@ func (s *termStore) Range(ctx context.Context, req kv.RangeRequest) (kv.RangeRes
 	if err := s.check(ctx); err != nil {
 		return kv.RangeResponse{}, err
 	}
+	if s.cache.unsureIn(req.Key, req.RangeEnd, nil) {
+		return s.durable.Range(ctx, req)
+	}
 	return s.cache.data.Range(ctx, req)
 }
 
@@ -97,129 +163,235 @@ func (s *termStore) BatchGet(ctx context.Context, req kv.BatchGetRequest) (kv.Ba
 	if err := s.check(ctx); err != nil {
 		return kv.BatchGetResponse{}, err
 	}
+	if s.cache.unsureIn(nil, nil, req.Keys) {
+		return s.durable.BatchGet(ctx, req)
+	}
 	return s.cache.data.BatchGet(ctx, req)
 }
 
-// write runs one durable write with its keys locked, then applies it to the
-// cache. When PostgreSQL may have applied the write without telling us
-// (ErrOutcomeUnknown), the keys are re-read so the cache follows the truth; if
-// even that fails the cache is reloaded before it serves again.
-func (s *termStore) write(ctx context.Context, keys [][]byte, do func() error, apply func() error) error {
-	unlock := s.cache.locks.lock(keys...)
-	defer unlock()
+// write runs one durable write and applies its outcome to the cache. keys are
+// the keys it may change; nil means any key (a range delete), which excludes
+// every other write.
+//
+// The write runs in a goroutine of its own, on a context only the term's end
+// cancels, holding its keys' locks from before its statement until its
+// outcome is in the cache. The caller waits for it or for ctx: a caller that
+// leaves before the write was sent gets ctx's error and the write is dropped
+// unsent; one that leaves later gets kv.ErrOutcomeUnknown while the write goes
+// on. So the cache follows the write's own outcome, never the caller's
+// departure.
+func (s *termStore) write(ctx context.Context, keys [][]byte, do func(ctx context.Context) error, apply func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := do(); err != nil {
+	wctx, leave, ok := s.writes.enter(ctx)
+	if !ok {
+		return s.m.notLeader(ctx)
+	}
+	w := &pendingWrite{done: make(chan struct{})}
+	go func() {
+		defer leave()
+		w.answer(s.run(wctx, w, keys, do, apply))
+	}()
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+	}
+	if w.state.CompareAndSwap(writeWaiting, writeAbandoned) {
+		return fmt.Errorf("metasrv: write not sent: %w", ctx.Err())
+	}
+	select {
+	case <-w.done:
+		return w.err
+	default:
+	}
+	return fmt.Errorf("metasrv: %w: the caller left while its write was in flight; the write goes on and may or may not commit: %w",
+		kv.ErrOutcomeUnknown, ctx.Err())
+}
+
+// run is the body of one write, on the write's own context.
+func (s *termStore) run(ctx context.Context, w *pendingWrite, keys [][]byte, do func(ctx context.Context) error, apply func(ctx context.Context) error) error {
+	if s.signals != nil {
+		signal(s.signals.locking, keys)
+	}
+	var unlock func()
+	if keys == nil {
+		unlock = s.cache.locks.lockAll()
+	} else {
+		unlock = s.cache.locks.lock(keys...)
+	}
+	defer unlock()
+	if !w.state.CompareAndSwap(writeWaiting, writeSent) {
+		return nil // abandoned: the caller has its answer already
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if s.signals != nil {
+		signal(s.signals.sent, keys)
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	err := do(dctx)
+	cancel()
+	if err != nil {
 		if errors.Is(err, kv.ErrOutcomeUnknown) {
-			s.refresh(ctx, keys)
+			w.answer(err)
+			s.resolve(ctx, keys, err)
 		}
 		return err
 	}
-	if err := apply(); err != nil {
+	if err := apply(ctx); err != nil {
 		// The cache cannot disagree with a committed write: reload it.
 		s.m.invalidateCache(s.term, fmt.Errorf("apply committed write to cache: %w", err))
 	}
 	return nil
 }
 
-// refreshTimeout bounds the re-read after a write of unknown outcome.
-const refreshTimeout = 5 * time.Second
-
-func (s *termStore) refresh(ctx context.Context, keys [][]byte) {
-	// The caller may have left (its deadline is often why the outcome is
-	// unknown); the cache must be mended all the same.
-	ctx, cancel := context.WithTimeout(cacheCtx(ctx), refreshTimeout)
-	defer cancel()
-	resp, err := s.durable.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
-	if err != nil {
-		s.m.invalidateCache(s.term, fmt.Errorf("re-read keys after a write of unknown outcome: %w", err))
+// resolve brings the cache back to PostgreSQL after a write of unknown
+// outcome, with the write's keys still locked. Until it has, reads of those
+// keys go to PostgreSQL, which holds one outcome or the other and never
+// returns to the old value once the new one is there. Only after settle (the
+// write can no longer commit) is a re-read final; it is retried until it
+// succeeds or the term ends. A range delete's keys are unknown: the whole
+// cache is refused until a reload, which settles first.
+func (s *termStore) resolve(ctx context.Context, keys [][]byte, cause error) {
+	if ctx.Err() != nil {
+		// Only the term's end cancels a write: its cache goes with it.
 		return
 	}
-	if _, err := s.cache.data.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: keys}); err != nil {
-		s.m.invalidateCache(s.term, err)
+	if keys == nil {
+		s.m.invalidateCache(s.term, fmt.Errorf("range delete of unknown outcome: %w", cause))
 		return
 	}
-	if len(resp.Kvs) > 0 {
-		if _, err := s.cache.data.BatchPut(ctx, kv.BatchPutRequest{Kvs: resp.Kvs}); err != nil {
-			s.m.invalidateCache(s.term, err)
+	s.cache.markUnsure(keys)
+	if s.signals != nil {
+		signal(s.signals.unsure, keys)
+	}
+	pause := backoff.Policy{Base: 20 * time.Millisecond, Max: time.Second}
+	for attempt := 1; ; attempt++ {
+		err := s.reread(ctx, keys)
+		if err == nil {
+			s.cache.clearUnsure(keys)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.m.logger.Warn("re-reading the keys of a write of unknown outcome failed; retrying",
+			"term", s.term, "keys", len(keys), "attempt", attempt, "err", err)
+		if backoff.Sleep(ctx, pause.Delay(attempt)) != nil {
+			return
 		}
 	}
 }
 
-// cacheCtx is used to apply committed writes to the cache even when the
-// caller's context ended meanwhile: skipping it would leave the cache stale.
-func cacheCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
-
-func (s *termStore) Put(ctx context.Context, req kv.PutRequest) (resp kv.PutResponse, err error) {
-	err = s.write(ctx, [][]byte{req.Key},
-		func() (err error) { resp, err = s.durable.Put(ctx, req); return err },
-		func() error {
-			_, err := s.cache.data.Put(cacheCtx(ctx), kv.PutRequest{Key: req.Key, Value: req.Value})
+// reread waits until the write can no longer commit, then copies keys from
+// PostgreSQL into the cache.
+func (s *termStore) reread(ctx context.Context, keys [][]byte) error {
+	if s.settle != nil {
+		if err := s.settle(ctx); err != nil {
 			return err
-		})
-	return resp, err
+		}
+	}
+	resp, err := s.durable.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
+	if err != nil {
+		return fmt.Errorf("re-read keys after a write of unknown outcome: %w", err)
+	}
+	if _, err := s.cache.data.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: keys}); err != nil {
+		return err
+	}
+	if len(resp.Kvs) > 0 {
+		if _, err := s.cache.data.BatchPut(ctx, kv.BatchPutRequest{Kvs: resp.Kvs}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (s *termStore) BatchPut(ctx context.Context, req kv.BatchPutRequest) (resp kv.BatchPutResponse, err error) {
+func (s *termStore) Put(ctx context.Context, req kv.PutRequest) (resp kv.PutResponse, err error) {
+	var out kv.PutResponse
+	err = s.write(ctx, [][]byte{req.Key},
+		func(ctx context.Context) (err error) { out, err = s.durable.Put(ctx, req); return err },
+		func(ctx context.Context) error {
+			_, err := s.cache.data.Put(ctx, kv.PutRequest{Key: req.Key, Value: req.Value})
+			return err
+		})
+	if err != nil {
+		return kv.PutResponse{}, err
+	}
+	return out, nil
+}
+
+func (s *termStore) BatchPut(ctx context.Context, req kv.BatchPutRequest) (kv.BatchPutResponse, error) {
 	keys := make([][]byte, len(req.Kvs))
 	for i, p := range req.Kvs {
 		keys[i] = p.Key
 	}
-	err = s.write(ctx, keys,
-		func() (err error) { resp, err = s.durable.BatchPut(ctx, req); return err },
-		func() error {
-			_, err := s.cache.data.BatchPut(cacheCtx(ctx), kv.BatchPutRequest{Kvs: req.Kvs})
+	var out kv.BatchPutResponse
+	err := s.write(ctx, keys,
+		func(ctx context.Context) (err error) { out, err = s.durable.BatchPut(ctx, req); return err },
+		func(ctx context.Context) error {
+			_, err := s.cache.data.BatchPut(ctx, kv.BatchPutRequest{Kvs: req.Kvs})
 			return err
 		})
-	return resp, err
+	if err != nil {
+		return kv.BatchPutResponse{}, err
+	}
+	return out, nil
 }
 
-func (s *termStore) BatchDelete(ctx context.Context, req kv.BatchDeleteRequest) (resp kv.BatchDeleteResponse, err error) {
-	err = s.write(ctx, req.Keys,
-		func() (err error) { resp, err = s.durable.BatchDelete(ctx, req); return err },
-		func() error {
-			_, err := s.cache.data.BatchDelete(cacheCtx(ctx), kv.BatchDeleteRequest{Keys: req.Keys})
+func (s *termStore) BatchDelete(ctx context.Context, req kv.BatchDeleteRequest) (kv.BatchDeleteResponse, error) {
+	var out kv.BatchDeleteResponse
+	err := s.write(ctx, req.Keys,
+		func(ctx context.Context) (err error) { out, err = s.durable.BatchDelete(ctx, req); return err },
+		func(ctx context.Context) error {
+			_, err := s.cache.data.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: req.Keys})
 			return err
 		})
-	return resp, err
+	if err != nil {
+		return kv.BatchDeleteResponse{}, err
+	}
+	return out, nil
 }
 
 // DeleteRange cannot name its keys in advance, so it excludes every other
 // write while it runs.
 func (s *termStore) DeleteRange(ctx context.Context, req kv.DeleteRangeRequest) (kv.DeleteRangeResponse, error) {
-	unlock := s.cache.locks.lockAll()
-	defer unlock()
-	if err := s.check(ctx); err != nil {
-		return kv.DeleteRangeResponse{}, err
-	}
-	resp, err := s.durable.DeleteRange(ctx, req)
-	if err != nil {
-		if errors.Is(err, kv.ErrOutcomeUnknown) {
-			s.m.invalidateCache(s.term, fmt.Errorf("delete range of unknown outcome: %w", err))
-		}
-		return resp, err
-	}
-	if _, err := s.cache.data.DeleteRange(cacheCtx(ctx), kv.DeleteRangeRequest{Key: req.Key, RangeEnd: req.RangeEnd}); err != nil {
-		s.m.invalidateCache(s.term, err)
-	}
-	return resp, nil
-}
-
-func (s *termStore) CompareAndPut(ctx context.Context, req kv.CompareAndPutRequest) (resp kv.CompareAndPutResponse, err error) {
-	err = s.write(ctx, [][]byte{req.Key},
-		func() (err error) { resp, err = s.durable.CompareAndPut(ctx, req); return err },
-		func() error {
-			if !resp.Success {
-				return nil
-			}
-			_, err := s.cache.data.Put(cacheCtx(ctx), kv.PutRequest{Key: req.Key, Value: req.Value})
+	var out kv.DeleteRangeResponse
+	err := s.write(ctx, nil,
+		func(ctx context.Context) (err error) { out, err = s.durable.DeleteRange(ctx, req); return err },
+		func(ctx context.Context) error {
+			_, err := s.cache.data.DeleteRange(ctx, kv.DeleteRangeRequest{Key: req.Key, RangeEnd: req.RangeEnd})
 			return err
 		})
-	return resp, err
+	if err != nil {
+		return kv.DeleteRangeResponse{}, err
+	}
+	return out, nil
 }
 
-func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (resp kv.TxnResponse, err error) {
+func (s *termStore) CompareAndPut(ctx context.Context, req kv.CompareAndPutRequest) (kv.CompareAndPutResponse, error) {
+	var out kv.CompareAndPutResponse
+	err := s.write(ctx, [][]byte{req.Key},
+		func(ctx context.Context) (err error) { out, err = s.durable.CompareAndPut(ctx, req); return err },
+		func(ctx context.Context) error {
+			if !out.Success {
+				return nil
+			}
+			_, err := s.cache.data.Put(ctx, kv.PutRequest{Key: req.Key, Value: req.Value})
+			return err
+		})
+	if err != nil {
+		return kv.CompareAndPutResponse{}, err
+	}
+	return out, nil
+}
+
+func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (kv.TxnResponse, error) {
 	keys := make([][]byte, 0, len(req.Compare)+len(req.Success)+len(req.Failure))
 	for _, c := range req.Compare {
 		keys = append(keys, c.Key)
@@ -229,11 +401,12 @@ func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (resp kv.TxnResp
 			keys = append(keys, op.Key)
 		}
 	}
-	err = s.write(ctx, keys,
-		func() (err error) { resp, err = s.durable.Txn(ctx, req); return err },
-		func() error {
+	var out kv.TxnResponse
+	err := s.write(ctx, keys,
+		func(ctx context.Context) (err error) { out, err = s.durable.Txn(ctx, req); return err },
+		func(ctx context.Context) error {
 			branch := req.Failure
-			if resp.Succeeded {
+			if out.Succeeded {
 				branch = req.Success
 			}
 			var writes []kv.TxnOp
@@ -245,8 +418,11 @@ func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (resp kv.TxnResp
 			if len(writes) == 0 {
 				return nil
 			}
-			_, err := s.cache.data.Txn(cacheCtx(ctx), kv.TxnRequest{Success: writes})
+			_, err := s.cache.data.Txn(ctx, kv.TxnRequest{Success: writes})
 			return err
 		})
-	return resp, err
+	if err != nil {
+		return kv.TxnResponse{}, err
+	}
+	return out, nil
 }

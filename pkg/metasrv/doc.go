@@ -32,19 +32,43 @@
 //     election's trust window on every call, writes are fenced by the term in
 //     PostgreSQL, so a deposed leader can neither serve stale reads past its
 //     window nor write.
-//   - A write's outcome is unknown (connection lost during COMMIT): its keys
-//     are re-read so the cache follows what PostgreSQL holds; if that fails
-//     too, the cache is reloaded before it serves again.
+//   - A caller gives up on its write (deadline, cancelled RPC): the write does
+//     not. It runs on a context of its own that only the term's end (or the
+//     write time limit) cancels, and its own outcome goes into the cache. The
+//     caller is told "not sent" if it left while the write still waited for
+//     its keys' locks, and kv.ErrOutcomeUnknown if it left later.
+//   - A write's outcome is truly unknown (the connection broke during COMMIT,
+//     or the write time limit struck): PostgreSQL may still be committing it.
+//     Its keys stay locked and are marked unsure, so reads of them go to
+//     PostgreSQL (which holds one outcome or the other and never goes back);
+//     the election's Settle then waits until no fenced transaction open
+//     before it can commit, and only then are the keys re-read into the cache
+//     and unmarked. Re-reading earlier could cache the value the write was
+//     about to replace. Failures are retried until the term ends. A range
+//     delete of unknown outcome cannot name its keys: the cache is refused
+//     and reloaded, after Settle.
 //   - The stream closes while leading (the election stopped): the node steps
 //     down, as the seed does; nothing leader-only keeps running.
 //
 // # Consistency of the cache
 //
+// Invariant: whenever a read is served from the cache, the cache holds what
+// PostgreSQL committed for that key.
+//
 // Each term has its own cache, so a write of an old term can never reach the
 // new term's cache. Within a term, every write holds the lock stripes of its
-// keys from before its statement until after its cache update, so two writes
-// of a key reach the cache in the order PostgreSQL committed them; a range
-// delete and a reload hold every stripe. A write is acknowledged only after it
-// committed and reached the cache, so a read after an acknowledged write sees
-// it.
+// keys from before its statement until its outcome is in the cache, so two
+// writes of a key reach the cache in the order PostgreSQL committed them; a
+// range delete and a reload hold every stripe. A write is acknowledged only
+// after it committed and reached the cache, so a read after an acknowledged
+// write sees it. While a write is in flight the cache still has the old value,
+// which is a correct answer: the write has not been acknowledged. Its outcome,
+// once known, is applied before the stripes are released; an outcome that is
+// not known makes its keys unsure (see Failures) until it is. Why this matters:
+// the cache used to re-read a key the moment a caller left, while the write
+// was still queued or committing, and kept the old value it read after the
+// write committed.
+//
+// A term's writes are tracked (writeGate): stepping down cancels them and
+// waits for them before the listeners stop, so none outlives its term.
 package metasrv

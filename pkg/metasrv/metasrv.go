@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -23,6 +24,15 @@ type Deps struct {
 	// postgres_store, pgkv's WithFence with the election's fence). Nil means
 	// Store needs no fence (memory_store: one node, nobody to race).
 	Fenced func(term int64) kv.Backend
+	// Settle returns once no fenced write sent before the call can still
+	// commit (pgelection's Elector.Settle). A write of unknown outcome is
+	// re-read only after it, so the re-read is final. Nil when writes cannot
+	// be of unknown outcome (memory_store).
+	Settle func(ctx context.Context) error
+	// WriteTimeout bounds one durable write of the leader, whoever its caller
+	// is and however early the caller gives up (default 30s): a write that
+	// hangs ends with an unknown outcome and is then resolved.
+	WriteTimeout time.Duration
 	// KeyPrefix is store_key_prefix.
 	KeyPrefix []byte
 	// Limits are enforced on the leader's backend (max_txn_ops, value size).
@@ -39,17 +49,23 @@ type Deps struct {
 	OnStateChange func(State)
 }
 
+// DefaultWriteTimeout is Deps.WriteTimeout's default.
+const DefaultWriteTimeout = 30 * time.Second
+
 // Metasrv is one metadata server node: it follows the election, and while it
 // leads it keeps the leader cache and runs the leadership listeners.
 type Metasrv struct {
-	logger    *slog.Logger
-	store     kv.Backend // prefixed, unfenced
-	fenced    func(term int64) kv.Backend
-	limits    kv.Limits
-	elector   election.Elector
-	listeners []Listener
-	addr      func() string
-	onState   func(State)
+	logger       *slog.Logger
+	store        kv.Backend // prefixed, unfenced
+	fenced       func(term int64) kv.Backend
+	settle       func(ctx context.Context) error
+	writeTimeout time.Duration
+	signals      *testSignals // nil outside this package's tests
+	limits       kv.Limits
+	elector      election.Elector
+	listeners    []Listener
+	addr         func() string
+	onState      func(State)
 
 	stateMu sync.Mutex // orders state changes and their notifications
 	state   atomic.Int32
@@ -72,6 +88,7 @@ type Metasrv struct {
 type leadTerm struct {
 	id     int64
 	cache  *leaderCache
+	writes *writeGate // the term's writes in flight, ended with the term
 	store  kv.Backend // the Term.Store handed out: limits over the term store
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the term's lead goroutine returned
@@ -84,13 +101,18 @@ func New(d Deps) (*Metasrv, error) {
 		return nil, errors.New("metasrv: Logger, Store, Elector and Addr are required")
 	}
 	m := &Metasrv{
-		logger:    d.Logger.With("component", "metasrv"),
-		store:     kv.WithPrefix(d.Store, d.KeyPrefix),
-		limits:    d.Limits,
-		elector:   d.Elector,
-		listeners: d.Listeners,
-		addr:      d.Addr,
-		onState:   d.OnStateChange,
+		logger:       d.Logger.With("component", "metasrv"),
+		store:        kv.WithPrefix(d.Store, d.KeyPrefix),
+		settle:       d.Settle,
+		writeTimeout: d.WriteTimeout,
+		limits:       d.Limits,
+		elector:      d.Elector,
+		listeners:    d.Listeners,
+		addr:         d.Addr,
+		onState:      d.OnStateChange,
+	}
+	if m.writeTimeout <= 0 {
+		m.writeTimeout = DefaultWriteTimeout
 	}
 	if d.Fenced != nil {
 		m.fenced = func(term int64) kv.Backend { return kv.WithPrefix(d.Fenced(term), d.KeyPrefix) }
@@ -215,7 +237,8 @@ func (m *Metasrv) CacheStats() (keys int, bytes int64) {
 }
 
 // invalidateCache asks the term's lead goroutine to reload the cache; until it
-// has, leader-only calls are refused.
+// has, leader-only calls are refused. The reload settles the term's writes
+// first, so it cannot read a key before a write of unknown outcome is final.
 func (m *Metasrv) invalidateCache(term int64, reason error) {
 	t := m.current.Load()
 	if t == nil || t.id != term {

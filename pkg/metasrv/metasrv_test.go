@@ -3,7 +3,6 @@ package metasrv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -248,46 +247,3 @@ func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconvFormat(v) }
-
-// lostAck applies writes but reports their outcome as unknown, as when the
-// connection breaks during COMMIT.
-type lostAck struct{ kv.Backend }
-
-func (b lostAck) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {
-	if _, err := b.Backend.Put(context.WithoutCancel(ctx), req); err != nil {
-		return kv.PutResponse{}, err
-	}
-	return kv.PutResponse{}, fmt.Errorf("commit: %w", kv.ErrOutcomeUnknown)
-}
-
-func TestCacheFollowsAWriteOfUnknownOutcome(t *testing.T) {
-	store := memkv.New()
-	el := election.NewSingle(func() election.NodeInfo { return election.NodeInfo{Addr: "n:1"} }, discard())
-	m, err := New(Deps{
-		Logger:  discard(),
-		Store:   store,
-		Fenced:  func(int64) kv.Backend { return lostAck{store} },
-		Elector: el,
-		Addr:    func() string { return "n:1" },
-	})
-	require.NoError(t, err)
-	ctx := context.Background()
-	require.NoError(t, m.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, m.Shutdown(ctx)) })
-	waitState(t, m, LeaderReady)
-	leader, err := m.LeaderBackend(ctx)
-	require.NoError(t, err)
-
-	// The caller has already given up when the outcome is lost.
-	gone, cancel := context.WithCancel(ctx)
-	cancel()
-	_, err = leader.Put(gone, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
-	require.ErrorIs(t, err, kv.ErrOutcomeUnknown)
-
-	// The write did apply; the cache re-read it instead of keeping the old state.
-	require.Equal(t, LeaderReady, m.State())
-	got, err := kv.Get(ctx, leader, []byte("k"))
-	require.NoError(t, err)
-	require.NotNil(t, got)
-	require.Equal(t, []byte("v"), got.Value)
-}

@@ -62,15 +62,32 @@ func newPGCluster(t testing.TB) *pgCluster {
 	return &pgCluster{t: t, dsn: dsn, opts: opts, gate: newGate()}
 }
 
-func (c *pgCluster) node(name string) *pgNode {
+// nodeConfig adjusts one test node.
+type nodeConfig struct {
+	writeTimeout time.Duration
+	signals      *testSignals
+}
+
+// node starts a metasrv node on the cluster's database with the production
+// write path: group commit through a pgkv.Batcher fenced by the term, and the
+// election's Settle.
+func (c *pgCluster) node(name string, tune ...func(*nodeConfig)) *pgNode {
 	t := c.t
 	t.Helper()
+	var nc nodeConfig
+	for _, f := range tune {
+		f(&nc)
+	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, c.dsn)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	pg, err := pgkv.New(pool, pgkv.Options{Table: c.opts.MetaTableName}, discard())
 	require.NoError(t, err)
+	batcher, err := pgkv.NewBatcher(pg, pgkv.BatchOptions{}, discard())
+	require.NoError(t, err)
+	require.NoError(t, batcher.Start(ctx))
+	t.Cleanup(batcher.Stop)
 	el, err := pgelection.New(pgelection.Config{
 		Options:  c.opts,
 		NodeInfo: func() election.NodeInfo { return election.NodeInfo{Addr: name} },
@@ -83,18 +100,22 @@ func (c *pgCluster) node(name string) *pgNode {
 	require.NoError(t, procs.RegisterLoader(gatedType, c.gate.loader))
 	require.NoError(t, procs.RegisterLoader(noopType, noopLoader))
 	m, err := New(Deps{
-		Logger:    discard(),
-		Store:     pg,
-		Fenced:    func(term int64) kv.Backend { return pg.WithFence(el.Fence(term)) },
-		KeyPrefix: []byte(c.opts.StoreKeyPrefix),
-		Limits:    kv.Limits{MaxTxnOps: 128, MaxValueSize: 1 << 20},
-		Elector:   el,
-		Listeners: []Listener{ProcedureListener{Manager: procs}},
-		Addr:      func() string { return name },
+		Logger:       discard(),
+		Store:        pg,
+		Fenced:       func(term int64) kv.Backend { return batcher.WithFence(el.Fence(term)) },
+		Settle:       el.Settle,
+		WriteTimeout: nc.writeTimeout,
+		KeyPrefix:    []byte(c.opts.StoreKeyPrefix),
+		Limits:       kv.Limits{MaxTxnOps: 128, MaxValueSize: 1 << 20},
+		Elector:      el,
+		Listeners:    []Listener{ProcedureListener{Manager: procs}},
+		Addr:         func() string { return name },
 	})
 	require.NoError(t, err)
+	m.signals = nc.signals
 	n := &pgNode{name: name, pool: pool, pg: pg, elector: el, procs: procs, m: m}
 	require.NoError(t, m.Start(ctx))
+	// Registered after the batcher's Stop, so it runs first.
 	t.Cleanup(func() { require.NoError(t, m.Shutdown(context.Background())) })
 	return n
 }

@@ -50,11 +50,14 @@ func (m *Metasrv) becomeLeader(term int64) {
 	t := &leadTerm{
 		id:     term,
 		cache:  newLeaderCache(),
+		writes: newWriteGate(),
 		cancel: cancel,
 		done:   make(chan struct{}),
 		reload: make(chan error, 1),
 	}
-	t.store = kv.WithLimits(&termStore{m: m, term: term, durable: m.fenced(term), cache: t.cache}, m.limits)
+	ts := &termStore{m: m, term: term, durable: m.fenced(term), cache: t.cache, writes: t.writes,
+		settle: m.settle, writeTimeout: m.writeTimeout, signals: m.signals}
+	t.store = kv.WithLimits(ts, m.limits)
 	m.setState(LeaderNotReady)
 	m.current.Store(t)
 	m.logger.Info("became leader; loading the leader cache", "term", term, "state", LeaderNotReady.String())
@@ -72,6 +75,8 @@ func (m *Metasrv) becomeFollower(term int64) {
 	m.setState(Follower)
 	m.current.Store(nil)
 	t.cancel(fmt.Errorf("%w: %d", errTermEnded, t.id))
+	// Writes first: listeners stopping below may wait on them.
+	t.writes.close()
 	<-t.done
 	m.logger.Info("became follower", "term", t.id, "state", Follower.String())
 }
@@ -95,7 +100,7 @@ func (m *Metasrv) lead(ctx context.Context, t *leadTerm) {
 		case <-ctx.Done():
 			return
 		case <-t.reload:
-			if !m.retry(ctx, t.id, "reload leader cache", func() error { return m.loadCache(ctx, t) }) {
+			if !m.retry(ctx, t.id, "reload leader cache", func() error { return m.reloadCache(ctx, t) }) {
 				return
 			}
 			m.becomeReady(t)
@@ -110,6 +115,18 @@ func (m *Metasrv) loadCache(ctx context.Context, t *leadTerm) error {
 	}
 	m.logger.Info("leader cache loaded", "term", t.id, "keys", keys, "took", took)
 	return nil
+}
+
+// reloadCache reloads the cache once no write of the term can still commit:
+// a reload is asked for after a write of unknown outcome, and reading before
+// that write is final could cache the value it is about to replace.
+func (m *Metasrv) reloadCache(ctx context.Context, t *leadTerm) error {
+	if m.settle != nil {
+		if err := m.settle(ctx); err != nil {
+			return err
+		}
+	}
+	return m.loadCache(ctx, t)
 }
 
 // becomeReady opens the term to callers. A step-down may have raced the load;

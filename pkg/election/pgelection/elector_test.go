@@ -251,3 +251,50 @@ func TestElectionRefusesAConnectionThatIsNotASession(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotASession)
 	e.Stop()
 }
+
+// Settle returns only once every fenced transaction open when it was called
+// has ended, so a write of unknown outcome is final after it.
+func TestSettleWaitsForFencedWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts, pool := newDatabase(t)
+	a := startNode(t, opts, pool, "s1")
+	a.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+
+	require.NoError(t, a.Settle(ctx), "nothing in flight: Settle returns at once")
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	require.NoError(t, a.Fence(1).Check(ctx, tx))
+	_, err = tx.Exec(ctx, `INSERT INTO fenced_writes (term, node) VALUES (1, 's1')`)
+	require.NoError(t, err)
+
+	settled := make(chan error, 1)
+	go func() { settled <- a.Settle(ctx) }()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%')`).Scan(&waiting)
+		return err == nil && waiting
+	}, wait, 5*time.Millisecond, "Settle never waited for the fenced write")
+	select {
+	case err := <-settled:
+		t.Fatalf("Settle returned while a fenced write was open: %v", err)
+	default:
+	}
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-settled)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM fenced_writes`).Scan(&n))
+	require.Equal(t, 1, n, "the write Settle waited for is visible after it")
+
+	// A bounded Settle that cannot get the row reports why.
+	tx2, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx2.Rollback(ctx)
+	require.NoError(t, a.Fence(1).Check(ctx, tx2))
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, a.Settle(short), context.DeadlineExceeded)
+}

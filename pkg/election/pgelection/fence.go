@@ -55,3 +55,29 @@ func (e *Elector) lastTerm() int64 {
 	defer e.mu.Unlock()
 	return e.term
 }
+
+// Settle returns once every fenced write that held the fence when Settle was
+// called has ended, committed or rolled back. A write whose connection broke
+// during COMMIT may still commit on the server for a while; after Settle it
+// no longer can, so a read that follows sees its final outcome. Every fenced
+// transaction takes the fence before it writes anything, which is why waiting
+// for the fence's holders is enough.
+//
+// Settle locks the election row briefly, so fenced writes arriving meanwhile
+// wait for it; it is meant for the rare write of unknown outcome, not for
+// every write.
+func (e *Elector) Settle(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, e.cfg.Pool, func(tx pgx.Tx) error {
+		var term int64
+		err := tx.QueryRow(ctx, e.sql.settle, e.lockID).Scan(&term)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// No election row: no fenced write has ever passed.
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgelection: settle fenced writes: %w", err)
+	}
+	return nil
+}

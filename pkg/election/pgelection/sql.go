@@ -18,6 +18,7 @@ type statements struct {
 	renew      string
 	resign     string
 	fence      string
+	settle     string
 	leader     string
 	register   string
 	unregister string
@@ -52,6 +53,9 @@ func newStatements(election, candidates string) statements {
 			WHERE e.lock_id = $1 AND e.backend_pid = pg_backend_pid() AND ` + held("pg_backend_pid()"),
 		resign: `SELECT pg_advisory_unlock($1), pg_notify($2, $3)`,
 		fence:  `SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR SHARE`,
+		// FOR NO KEY UPDATE conflicts with the fence's FOR SHARE, so it is
+		// granted only once every fenced transaction holding it has ended.
+		settle: `SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR NO KEY UPDATE`,
 		leader: `SELECT e.term, e.leader_addr, e.node_info, e.elected_at FROM ` + election + ` e
 			WHERE e.lock_id = $1 AND ` + held("e.backend_pid"),
 		register: `INSERT INTO ` + candidates + ` (lock_id, addr, node_info, expires_at)

@@ -172,7 +172,11 @@ func (b *Batcher) enqueue(r *batchRequest) error {
 	return nil
 }
 
-// submit runs op through the batcher and waits for its outcome or for ctx.
+// submit runs op through the batcher and waits for its outcome. When ctx ends
+// first, a request still queued is dropped unsent (ctx's error: certainly not
+// applied); one already in a batch still waits for the batch to end and
+// reports its outcome, which may be kv.ErrOutcomeUnknown if the batch was
+// aborted during COMMIT because all its callers left.
 func (b *Batcher) submit(ctx context.Context, v *batchedView, op batchOp) ([]kv.KeyValue, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pgkv: %s: %w", op.name(), err)
@@ -190,14 +194,15 @@ func (b *Batcher) submit(ctx context.Context, v *batchedView, op batchOp) ([]kv.
 		// Never sent: the flusher drops it.
 		return nil, fmt.Errorf("pgkv: %s: %w", op.name(), ctx.Err())
 	}
-	select {
-	case <-r.done:
-		return r.prev, r.err
-	default:
-	}
+	// Already in a batch: leaving cannot unsend it. Answering now would hand
+	// the caller "unknown" while the batch may still be on its way to the
+	// fence, so a re-read made after that answer could precede the commit.
+	// Instead the request stops holding the batch up (the batch is aborted
+	// once nobody waits for it) and answers with the batch's own outcome,
+	// known once its transaction has ended as far as this process can tell.
 	r.flight.leave()
-	return nil, fmt.Errorf("pgkv: %s: %w: the request left while its batch was in flight, which may or may not commit: %w",
-		op.name(), kv.ErrOutcomeUnknown, ctx.Err())
+	<-r.done
+	return r.prev, r.err
 }
 
 // Request states: queued -> claimed (the flusher took it into a batch) or

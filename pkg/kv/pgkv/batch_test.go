@@ -315,7 +315,9 @@ func TestBatchedContextEndsBeforeSend(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled, "a request with an ended context is refused up front")
 }
 
-// A caller that leaves while its batch is in flight cannot know the outcome.
+// A caller that leaves while its batch is in flight gets the batch's own
+// outcome, not a guess: here its batch, left by every caller, is aborted at
+// the fence, so the write certainly did not apply.
 func TestBatchedContextEndsInFlight(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
@@ -328,11 +330,56 @@ func TestBatchedContextEndsInFlight(t *testing.T) {
 	<-g.entered
 	cancel()
 	err := (<-held).err
-	require.ErrorIs(t, err, kv.ErrOutcomeUnknown)
 	require.ErrorIs(t, err, context.Canceled)
-	// Its only waiter left, so the batch was aborted; the flusher goes on.
+	require.NotErrorIs(t, err, kv.ErrOutcomeUnknown, "the batch ended at the fence: nothing was written")
+	got, err := kv.Get(t.Context(), s, []byte("left"))
+	require.NoError(t, err)
+	require.Nil(t, got)
+	// The flusher goes on.
 	_, err = putCall(v, "next", "1", false)(t.Context())
 	require.NoError(t, err)
+}
+
+// A caller that leaves while others still wait for its batch is answered
+// when the batch ends, with the batch's outcome: the write committed, and the
+// caller is told so rather than "unknown" while the batch may still commit.
+func TestBatchedCallerLeavesBatchThatCommits(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	s := db.newStore(t, pgkv.Options{})
+	b := startBatcher(t, s)
+	g := newGate()
+	v := b.WithFence(g)
+	held := holdFlusher(t, v, g)
+	ctx, cancel := context.WithCancel(t.Context())
+	results := enqueue(t, b, t.Context(), putCall(v, "stays", "1", false))
+	leaving := enqueue(t, b, ctx, putCall(v, "leaves", "1", false))
+	// Let the first batch end so the second (both requests) is claimed, and
+	// hold the second at the fence: then the caller leaves.
+	second := make(chan struct{})
+	release2 := make(chan struct{})
+	g.then = func(ctx context.Context, tx pgx.Tx) error {
+		close(second)
+		select {
+		case <-release2:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	close(g.release)
+	require.NoError(t, (<-held).err)
+	<-second
+	cancel()
+	select {
+	case o := <-leaving[0]:
+		t.Fatalf("answered before its batch ended: %v", o.err)
+	default:
+	}
+	close(release2)
+	require.NoError(t, (<-results[0]).err)
+	require.NoError(t, (<-leaving[0]).err, "the batch committed: the caller that left gets its outcome")
+	requireValues(t, s, "leaves", "1")
 }
 
 // The connection dies while the batch's COMMIT waits (a deferred trigger
