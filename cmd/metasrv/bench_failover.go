@@ -8,7 +8,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -53,6 +52,9 @@ func newBenchFailoverCommand(a *app) *cobra.Command {
 schema bench_<random> with their own election lock id, then --rounds times: finds the leader,
 injects the fault on it, and measures the time from the fault to the first write acknowledged
 by a leader of a newer term (a new leader that accepts writes), writing through the other nodes.
+It also measures the failover as an application sees it: a pkg/client with the default
+configuration and the old leader cached writes and reads from the fault on, and the time to
+its first successful write and read is reported beside the server-side figure.
 
 Faults:
   kill       SIGKILL the leader's process; it is restarted (as a follower) for the next round
@@ -125,6 +127,13 @@ type failoverRound struct {
 	PinnedRefused int           `json:"pinned_writes_refused"`
 	Violations    int           `json:"fenced_writes_accepted"`
 	ViolationNote string        `json:"violation,omitempty"`
+	// Client*: the same failover seen through pkg/client (default
+	// configuration, the old leader cached): fault to first successful
+	// write and read started after it.
+	ClientWriteMs       float64 `json:"client_write_ms"`
+	ClientReadMs        float64 `json:"client_read_ms"`
+	ClientWriteTimedOut bool    `json:"client_write_timed_out,omitempty"`
+	ClientReadTimedOut  bool    `json:"client_read_timed_out,omitempty"`
 }
 
 type failoverReport struct {
@@ -138,6 +147,8 @@ type failoverReport struct {
 	MaxMs            float64         `json:"max_ms"`
 	Timeouts         int             `json:"timeouts"`
 	Violations       int             `json:"fenced_writes_accepted"`
+	ClientWrite      clientStats     `json:"client_write"`
+	ClientRead       clientStats     `json:"client_read"`
 }
 
 // failoverRun is the state of one `bench failover` run.
@@ -145,6 +156,9 @@ type failoverRun struct {
 	f       *benchFailover
 	cluster *benchCluster
 	client  *client.Client
+	// probe is the client the client-side figures are measured with: the
+	// defaults an application gets, unlike client's quick retries.
+	probe   *client.Client
 	admin   *pgx.ConnConfig
 	adminDB *pgx.Conn
 }
@@ -218,6 +232,11 @@ func (f *benchFailover) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer r.client.Close()
+	r.probe, err = client.New(ctx, client.Config{Endpoints: endpoints, ClientID: "metasrv-bench-probe"}, r.cluster.logger)
+	if err != nil {
+		return err
+	}
+	defer r.probe.Close()
 
 	report := failoverReport{Fault: f.fault, Nodes: f.nodes, Lease: f.lease.String(), CampaignInterval: f.campaign.String()}
 	for i := 1; i <= f.rounds; i++ {
@@ -263,13 +282,9 @@ func (rep *failoverReport) summarise() {
 		}
 		took = append(took, r.Took)
 	}
-	if len(took) == 0 {
-		return
-	}
-	slices.Sort(took)
-	q := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	rep.MedianMs, rep.P99Ms, rep.MaxMs = ms(q(0.5)), ms(q(0.99)), ms(took[len(took)-1])
+	rep.MedianMs, rep.P99Ms, rep.MaxMs = latencyStats(took)
+	rep.ClientWrite = summariseProbe(rep.Rounds, func(r failoverRound) (float64, bool) { return r.ClientWriteMs, r.ClientWriteTimedOut })
+	rep.ClientRead = summariseProbe(rep.Rounds, func(r failoverRound) (float64, bool) { return r.ClientReadMs, r.ClientReadTimedOut })
 }
 
 func (r failoverRound) line(rounds int) string {
@@ -279,6 +294,7 @@ func (r failoverRound) line(rounds int) string {
 	} else {
 		s += fmt.Sprintf("%s (term %d) accepts writes after %s", r.NewLeader, r.NewTerm, fmtLatency(r.Took))
 	}
+	s += fmt.Sprintf("; client: write after %s, read after %s", probeText(r.ClientWriteMs, r.ClientWriteTimedOut), probeText(r.ClientReadMs, r.ClientReadTimedOut))
 	s += fmt.Sprintf("; pinned writes to the old leader: %d acked, %d refused", r.PinnedAcked, r.PinnedRefused)
 	if r.Violations > 0 {
 		s += fmt.Sprintf("; FENCED WRITES ACCEPTED: %d (%s)", r.Violations, r.ViolationNote)
@@ -298,6 +314,8 @@ func (f *benchFailover) print(rep failoverReport) error {
 	}
 	fmt.Fprintf(out, "time to a new leader accepting writes: median %.0fms, p99 %.0fms, max %.0fms (%d rounds, %d timed out)\n",
 		rep.MedianMs, rep.P99Ms, rep.MaxMs, len(rep.Rounds)-rep.Timeouts, rep.Timeouts)
+	fmt.Fprintf(out, "seen through pkg/client (defaults), fault to first successful write: %s\n", rep.ClientWrite)
+	fmt.Fprintf(out, "seen through pkg/client (defaults), fault to first successful read: %s\n", rep.ClientRead)
 	fmt.Fprintf(out, "fenced writes accepted by deposed leaders: %d (must be 0)\n", rep.Violations)
 	return nil
 }

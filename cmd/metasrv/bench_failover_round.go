@@ -48,11 +48,19 @@ func (r *failoverRun) round(ctx context.Context, i int) (failoverRound, error) {
 		}
 	}()
 
+	probeKey := fmt.Appendf(nil, "bench/failover/%d/client", i)
+	if err := warmClientProbe(ctx, r.probe, probeKey); err != nil {
+		return failoverRound{}, err
+	}
+
 	t0 := time.Now()
 	endFault, err := r.inject(ctx, old)
 	if err != nil {
 		return failoverRound{}, err
 	}
+	pctx, cancelProbes := context.WithDeadline(ctx, t0.Add(f.roundTimeout))
+	defer cancelProbes()
+	probes := startClientProbes(pctx, r.probe, probeKey, t0)
 	cands := make([]*benchNode, 0, len(c.nodes))
 	for _, n := range c.nodes {
 		if n != old || f.fault == faultTerminate {
@@ -72,6 +80,14 @@ func (r *failoverRun) round(ctx context.Context, i int) (failoverRound, error) {
 		res.NewLeader, res.NewTerm, res.Took = newLeader, newTerm, at.Sub(t0)
 		res.TookMs = float64(res.Took.Microseconds()) / 1000
 	}
+	// The probes finish before the fault ends, so what they measure is the
+	// client getting past the fault, not the fault going away.
+	cw, cr := probes.wait()
+	if ctx.Err() != nil {
+		return failoverRound{}, context.Cause(ctx)
+	}
+	res.ClientWriteMs, res.ClientWriteTimedOut = float64(cw.took.Microseconds())/1000, cw.timedOut
+	res.ClientReadMs, res.ClientReadTimedOut = float64(cr.took.Microseconds())/1000, cr.timedOut
 	if err := endFault(ctx, t0); err != nil {
 		return res, err
 	}

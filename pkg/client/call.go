@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -52,22 +53,34 @@ type response interface {
 
 // invoke runs fn against the node route picks, retrying per kind until it
 // succeeds, fails for good, or ctx (bounded by RequestTimeout when it has no
-// deadline) ends.
+// deadline) ends. Each attempt is bounded by AttemptTimeout.
 func invoke[T response](ctx context.Context, c *Client, r route, kind callKind, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
+	return invokeHolding(ctx, c, r, kind, 0, fn)
+}
+
+// invokeHolding is invoke for a call the server may legitimately hold for
+// up to hold before answering (a long poll): each attempt gets hold on top
+// of AttemptTimeout.
+func invokeHolding[T response](ctx context.Context, c *Client, r route, kind callKind, hold time.Duration, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
 	var zero T
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		defer cancel()
 	}
+	perAttempt := c.cfg.AttemptTimeout + hold
 	var lastErr error
 	hops := 0
+	// waited: the last attempt already spent its whole timeout, so pausing
+	// again before the next one would only delay the failover.
+	waited := false
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && hops == 0 {
+		if attempt > 0 && hops == 0 && !waited {
 			if err := c.pause(ctx, attempt); err != nil {
 				return zero, giveUp(attempt, err, lastErr)
 			}
 		}
+		waited = false
 		addr, err := c.target(ctx, r)
 		if err != nil {
 			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
@@ -91,12 +104,36 @@ func invoke[T response](ctx context.Context, c *Client, r route, kind callKind, 
 			}
 			continue
 		}
-		resp, err := fn(ctx, cc)
+		actx, cancel := context.WithTimeout(ctx, perAttempt)
+		resp, err := fn(actx, cc)
+		cancel()
 		if err == nil {
 			c.observe(resp.GetHeader())
 			return resp, nil
 		}
 		lastErr = toError(err)
+		if unanswered(err) {
+			// The node took the call and went silent: frozen, cut off, or
+			// stuck on PostgreSQL. Waiting on it again would cost another
+			// attempt, so whoever calls next asks the cluster who leads.
+			// Also when the caller's own deadline cut the attempt: a
+			// caller that is always quicker than AttemptTimeout would
+			// otherwise stay on a frozen leader for ever; the price is one
+			// leader look-up after such a call.
+			if r == toLeader {
+				c.forgetLeader(addr)
+			}
+			if ctx.Err() == nil {
+				lastErr = fmt.Errorf("%s: no answer within the attempt timeout %s: %w", addr, perAttempt, lastErr)
+				if kind == mutating {
+					// It may be applied yet: never re-sent.
+					return zero, &outcomeUnknown{err: lastErr}
+				}
+				hops, waited = 0, true
+				c.logger.Debug("attempt timed out, trying another node", "node", addr, "timeout", perAttempt)
+				continue
+			}
+		}
 		d, hint := decide(ctx, err, kind, addr)
 		switch d {
 		case followHint:
@@ -121,6 +158,16 @@ func invoke[T response](ctx context.Context, c *Client, r route, kind callKind, 
 			return zero, lastErr
 		}
 	}
+}
+
+// unanswered reports whether a failed attempt got no answer from the node
+// before a deadline passed: the attempt's own or the caller's, as gRPC
+// reports it on either side, with no explanation from the server.
+func unanswered(err error) bool {
+	if _, ok := metasrvv1.ErrorInfoOf(err); ok {
+		return false
+	}
+	return status.Code(err) == codes.DeadlineExceeded
 }
 
 // decide says what to do after a failed attempt at addr.

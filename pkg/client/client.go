@@ -4,13 +4,22 @@
 // exported API uses Go types only: the key-value types of package kv, and
 // the cluster and procedure types defined here.
 //
-// Retry rules. Reads are retried on any transient failure. A write is
-// re-sent only when it was certainly not executed: the node refused it
-// (NOT_LEADER, fenced, no leader, backend unavailable before applying) or the
-// connection could not be established before sending. A write whose
-// connection broke after it was sent fails with an error matching
-// kv.ErrOutcomeUnknown: it may or may not have been applied, and re-sending
-// it blindly could apply it twice.
+// Retry rules. A call is made of attempts, each on one node and each bounded
+// by Config.AttemptTimeout (never beyond the caller's deadline). Reads are
+// retried on any transient failure. A write is re-sent only when it was
+// certainly not executed: the node refused it (NOT_LEADER, fenced, no leader,
+// backend unavailable before applying) or the connection could not be
+// established before sending. A write whose connection broke after it was
+// sent, or that got no answer within its attempt, fails with an error
+// matching kv.ErrOutcomeUnknown: it may or may not have been applied, and
+// re-sending it blindly could apply it twice.
+//
+// A node that does not answer an attempt in time, or whose connection fails,
+// is no longer trusted as the leader, for reads and writes alike: the next
+// attempt (a read's retry, or the caller's next call) asks the endpoints who
+// leads now instead of waiting on it again. A leader that is frozen or cut
+// off therefore costs a caller at most one attempt timeout beyond the
+// election of its successor.
 package client
 
 import (
@@ -40,6 +49,17 @@ type Config struct {
 	// RequestTimeout bounds one call, retries included, when ctx carries no
 	// deadline (default 10s). A deadline on ctx always wins.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds one attempt of a call on one node, from sending
+	// to the answer; connecting first is bounded by DialTimeout. It must be
+	// shorter than RequestTimeout, so a call outlives a node that stopped
+	// answering, and longer than the slowest answer a healthy node gives
+	// (the largest Range the caller makes). The default, 1s, is a third of
+	// the default election lease (3s), the leader's renewal interval: a
+	// leader silent for that long is likely frozen or cut off from
+	// PostgreSQL, and giving up on it then keeps a failover seen by the
+	// client within lease + 1s. When RequestTimeout is 1s or less the
+	// default is half of it.
+	AttemptTimeout time.Duration
 	// TLS enables TLS with this configuration; nil means plaintext.
 	TLS *tls.Config
 	// MinRetryBackoff and MaxRetryBackoff bound the jittered exponential
@@ -56,6 +76,7 @@ type Config struct {
 const (
 	defaultDialTimeout     = 5 * time.Second
 	defaultRequestTimeout  = 10 * time.Second
+	defaultAttemptTimeout  = time.Second
 	defaultMinRetryBackoff = 20 * time.Millisecond
 	defaultMaxRetryBackoff = time.Second
 	defaultMaxRecvMsgSize  = 64 << 20
@@ -67,6 +88,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = defaultRequestTimeout
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = defaultAttemptTimeout
+		if c.AttemptTimeout >= c.RequestTimeout {
+			c.AttemptTimeout = c.RequestTimeout / 2
+		}
 	}
 	if c.MinRetryBackoff <= 0 {
 		c.MinRetryBackoff = defaultMinRetryBackoff
@@ -117,6 +144,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Client, error) 
 		}
 	}
 	cfg = cfg.withDefaults()
+	if cfg.AttemptTimeout >= cfg.RequestTimeout {
+		// One attempt would use the whole budget: a node that stopped
+		// answering could never be left for another.
+		return nil, fmt.Errorf("client: attempt timeout %s must be shorter than request timeout %s", cfg.AttemptTimeout, cfg.RequestTimeout)
+	}
 	cfg.Endpoints = append([]string(nil), cfg.Endpoints...)
 	c := &Client{
 		cfg:    cfg,

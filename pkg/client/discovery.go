@@ -120,7 +120,9 @@ func (c *Client) askLeader(ctx context.Context, endpoint string) (Leader, bool, 
 	if err := c.waitReady(ctx, cc); err != nil {
 		return Leader{}, false, fmt.Errorf("%s: %w", endpoint, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	// One attempt like any other: a frozen endpoint must not hold up a
+	// round that the others could not settle (they know no leader yet).
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := metasrvv1.NewClusterClient(cc).Leader(ctx, &metasrvv1.LeaderRequest{Header: c.reqHeader})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -131,6 +132,37 @@ type testNode struct {
 	// backend is what LeaderBackend hands out; tests may wrap the shared
 	// store to observe or hold calls.
 	backend atomic.Pointer[kv.Backend]
+
+	// frozen makes the node take every call and never answer it, as a
+	// SIGSTOPped process does (its kernel still accepts the connection and
+	// the request). A held call ends only when its caller gives up.
+	frozen atomic.Bool
+	// held receives the method of each call the frozen node takes.
+	held     chan string
+	heldMu   sync.Mutex
+	heldByMe map[string]int // calls taken while frozen, by method
+}
+
+func (n *testNode) freezeInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !n.frozen.Load() {
+		return handler(ctx, req)
+	}
+	n.heldMu.Lock()
+	n.heldByMe[info.FullMethod]++
+	n.heldMu.Unlock()
+	select {
+	case n.held <- info.FullMethod:
+	default:
+	}
+	<-ctx.Done() // the client's deadline, or the server stopping
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// heldCalls counts the calls of method the node took while frozen.
+func (n *testNode) heldCalls(method string) int {
+	n.heldMu.Lock()
+	defer n.heldMu.Unlock()
+	return n.heldByMe[method]
 }
 
 func (tc *testCluster) startNode() *testNode {
@@ -138,12 +170,13 @@ func (tc *testCluster) startNode() *testNode {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tc.t, err)
 	logger := slog.New(slog.DiscardHandler)
-	n := &testNode{cluster: tc, addr: lis.Addr().String(), done: make(chan struct{}), waits: make(chan struct{}, 64)}
+	n := &testNode{cluster: tc, addr: lis.Addr().String(), done: make(chan struct{}), waits: make(chan struct{}, 64),
+		held: make(chan string, 64), heldByMe: make(map[string]int)}
 	n.procs = procedure.New(procedure.Options{RetryDelay: 10 * time.Millisecond, WaitPollInterval: 10 * time.Millisecond}, logger)
 	require.NoError(tc.t, n.procs.RegisterLoader(gateType, tc.loadGate))
 	n.backend.Store(&tc.limited)
 	n.srv = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(grpcerr.UnaryServerInterceptor(logger)),
+		grpc.ChainUnaryInterceptor(n.freezeInterceptor, grpcerr.UnaryServerInterceptor(logger)),
 		grpc.ChainStreamInterceptor(grpcerr.StreamServerInterceptor(logger)),
 	)
 	storesvc.New(n, logger).Register(n.srv)

@@ -194,8 +194,9 @@ func (c *Client) waitOnce(ctx context.Context, id string) (Procedure, error) {
 	// half for retries if the leader changes meanwhile.
 	callCtx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	in := &metasrvv1.WaitRequest{Header: c.reqHeader, Id: id, Timeout: durationpb.New(c.cfg.RequestTimeout / 2)}
-	resp, err := invoke(callCtx, c, toLeader, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (*metasrvv1.WaitResponse, error) {
+	hold := c.cfg.RequestTimeout / 2
+	in := &metasrvv1.WaitRequest{Header: c.reqHeader, Id: id, Timeout: durationpb.New(hold)}
+	resp, err := invokeHolding(callCtx, c, toLeader, idempotent, hold, func(ctx context.Context, cc *grpc.ClientConn) (*metasrvv1.WaitResponse, error) {
 		return metasrvv1.NewProcedureClient(cc).Wait(ctx, in)
 	})
 	if err != nil {
