@@ -163,6 +163,11 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		HTTPTLS:        httpTLS,
 		MaxRecvMsgSize: int(o.GRPC.MaxRecvMessageSize),
 		MaxSendMsgSize: int(o.GRPC.MaxSendMessageSize),
+		// The other request memory bounds keep their defaults (README,
+		// "Request size and memory").
+		// Health of the leader service is answered from the trust window
+		// at the moment of each answer.
+		LeaderCheck: n.core.ServingLeader,
 		// Metrics first, so they record the code grpcerr mapped.
 		GRPCOptions: []grpc.ServerOption{
 			// Reused workers keep their grown stacks: without them every call
@@ -172,7 +177,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), grpcerr.StreamServerInterceptor(glog)),
 		},
 		Register: func(g *grpc.Server) {
-			storesvc.New(n.core, base).Register(g)
+			storesvc.New(n.core, base, storesvc.MaxResponseSize(int(o.GRPC.MaxSendMessageSize))).Register(g)
 			clustersvc.New(n.elector, n.core, base).Register(g)
 			procsvc.New(n.procedures, n.core, base).Register(g)
 		},

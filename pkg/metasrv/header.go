@@ -13,15 +13,49 @@ const leaderHintRefresh = time.Second
 
 // HeaderInfo answers, from memory, the header every gRPC response carries:
 // this node, the leader it last saw and the term it leads (0 if none).
+//
+// The term is the election's view at the moment of the call, not when the
+// node last heard of a change: it is reported only while the elector trusts
+// this node's leadership (IsLeader, inside the lease's trust window). A leader
+// that was frozen (SIGSTOP, a long GC pause) and resumes after a newer term
+// began answers with term 0 and without naming itself, even before its
+// leadership watcher has processed the step-down, so no client adopts it as
+// the leader from such a reply.
 func (m *Metasrv) HeaderInfo() rpcheader.Info {
-	info := rpcheader.Info{NodeAddr: m.addr(), Term: m.elector.Term()}
+	info := rpcheader.Info{NodeAddr: m.addr(), Term: m.trustedTerm()}
 	if p := m.leaderHint.Load(); p != nil {
 		info.LeaderAddr = *p
 	}
-	if info.Term != 0 {
+	switch {
+	case info.Term != 0:
 		info.LeaderAddr = info.NodeAddr
+	case info.LeaderAddr == info.NodeAddr:
+		// A hint naming this node while it does not trust its leadership
+		// is stale: it names nobody known to lead.
+		info.LeaderAddr = ""
 	}
 	return info
+}
+
+// trustedTerm is the term this node leads if it trusts its leadership right
+// now, else 0. The term is read on both sides of the trust check, so a term
+// that ended (and a new one that began) around the check is not reported.
+func (m *Metasrv) trustedTerm() int64 {
+	term := m.elector.Term()
+	if term == 0 || !m.elector.IsLeader() || m.elector.Term() != term {
+		return 0
+	}
+	return term
+}
+
+// ServingLeader reports, at the moment of the call, whether this node would
+// serve a leader-only request: it is LeaderReady, its cache is loaded, and
+// the elector still trusts the term (the same test as LeaderBackend). Health
+// checks of the leader service ask it per answer, so a node whose trust
+// window lapsed never answers SERVING, whatever state it last recorded.
+func (m *Metasrv) ServingLeader() bool {
+	t := m.current.Load()
+	return t != nil && m.State() == LeaderReady && t.cache.ready.Load() && m.servesTerm(t.id)
 }
 
 // LeaderHint is the leader address this node last saw ("" when unknown).

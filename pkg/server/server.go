@@ -16,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 )
@@ -51,6 +50,27 @@ type Options struct {
 	MaxRecvMsgSize int
 	// MaxSendMsgSize caps one sent gRPC message; zero keeps gRPC's default.
 	MaxSendMsgSize int
+	// MaxConcurrentReceives caps the unary requests being read and decoded
+	// at once; others wait, holding at most one stream window of unread
+	// data. Zero means DefaultMaxConcurrentReceives.
+	MaxConcurrentReceives int
+	// MaxInflightRequestBytes caps the decoded size of the requests that
+	// running unary handlers hold; a call whose request does not fit waits
+	// until it does. Zero means DefaultInflightRequestFactor x
+	// MaxRecvMsgSize.
+	MaxInflightRequestBytes int64
+	// MaxConcurrentStreams caps the calls open on one connection. Zero means
+	// DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// StreamWindowSize and ConnWindowSize are the fixed HTTP/2 flow-control
+	// windows (at least 64KiB). Zero means DefaultStreamWindowSize and
+	// DefaultConnWindowSize.
+	StreamWindowSize int32
+	ConnWindowSize   int32
+	// LeaderCheck, if set, is asked at the moment of every health answer for
+	// LeaderService: SERVING needs both SetLeader(true) and LeaderCheck()
+	// true. It must answer from memory (the core's trust-window test).
+	LeaderCheck func() bool
 	// ShutdownTimeout bounds the graceful stop; in-flight calls still running
 	// after it are cut. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -61,9 +81,11 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	grpc   *grpc.Server
-	health *health.Server
-	mux    *http.ServeMux
-	http   *http.Server
+	health *healthServer
+	// admission bounds the request bytes of unary calls.
+	admission *admission
+	mux       *http.ServeMux
+	http      *http.Server
 
 	mu       sync.Mutex
 	started  bool
@@ -82,13 +104,16 @@ func New(opts Options) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	opts = withDefaults(opts)
+	adm := newAdmission(opts.MaxConcurrentReceives, opts.MaxInflightRequestBytes)
 	s := &Server{
-		opts:     opts,
-		log:      opts.Logger.With("component", "server"),
-		grpc:     grpc.NewServer(grpcServerOptions(opts)...),
-		health:   health.NewServer(),
-		mux:      http.NewServeMux(),
-		failures: make(chan error, 2),
+		opts:      opts,
+		log:       opts.Logger.With("component", "server"),
+		grpc:      grpc.NewServer(grpcServerOptions(opts, adm)...),
+		health:    newHealthServer(opts.LeaderCheck),
+		mux:       http.NewServeMux(),
+		failures:  make(chan error, 2),
+		admission: adm,
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(LeaderService, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -97,6 +122,7 @@ func New(opts Options) *Server {
 	if opts.Register != nil {
 		opts.Register(s.grpc)
 	}
+	adm.gate(gatedMethods(s.grpc))
 	s.mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("OK"))
@@ -116,13 +142,40 @@ func New(opts Options) *Server {
 	return s
 }
 
-func grpcServerOptions(opts Options) []grpc.ServerOption {
-	var out []grpc.ServerOption
+// withDefaults fills in the zero limits.
+func withDefaults(opts Options) Options {
+	if opts.MaxRecvMsgSize <= 0 {
+		opts.MaxRecvMsgSize = grpcDefaultMaxRecvMsgSize
+	}
+	if opts.MaxConcurrentReceives <= 0 {
+		opts.MaxConcurrentReceives = DefaultMaxConcurrentReceives
+	}
+	if opts.MaxInflightRequestBytes <= 0 {
+		opts.MaxInflightRequestBytes = DefaultInflightRequestFactor * int64(opts.MaxRecvMsgSize)
+	}
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if opts.StreamWindowSize <= 0 {
+		opts.StreamWindowSize = DefaultStreamWindowSize
+	}
+	if opts.ConnWindowSize <= 0 {
+		opts.ConnWindowSize = DefaultConnWindowSize
+	}
+	return opts
+}
+
+func grpcServerOptions(opts Options, adm *admission) []grpc.ServerOption {
+	out := []grpc.ServerOption{
+		// Refused while being read: a message over the cap is never buffered.
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.InitialWindowSize(opts.StreamWindowSize),
+		grpc.InitialConnWindowSize(opts.ConnWindowSize),
+		grpc.StatsHandler(adm),
+	}
 	if opts.GRPCTLS != nil {
 		out = append(out, grpc.Creds(credentials.NewTLS(opts.GRPCTLS)))
-	}
-	if opts.MaxRecvMsgSize > 0 {
-		out = append(out, grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize))
 	}
 	if opts.MaxSendMsgSize > 0 {
 		out = append(out, grpc.MaxSendMsgSize(opts.MaxSendMsgSize))
@@ -130,18 +183,36 @@ func grpcServerOptions(opts Options) []grpc.ServerOption {
 	return append(out, opts.GRPCOptions...)
 }
 
+// gatedMethods are the unary methods whose requests admission bounds: all
+// but the health service's, which are tiny and must answer under load.
+func gatedMethods(g *grpc.Server) map[string]bool {
+	out := map[string]bool{}
+	for svc, info := range g.GetServiceInfo() {
+		if svc == healthpb.Health_ServiceDesc.ServiceName {
+			continue
+		}
+		for _, m := range info.Methods {
+			if !m.IsClientStream && !m.IsServerStream {
+				out["/"+svc+"/"+m.Name] = true
+			}
+		}
+	}
+	return out
+}
+
 // HTTPMux is the admin server's router, for further handlers (Go 1.22
 // patterns such as "GET /admin/leader"). Safe to use before and after Start.
 func (s *Server) HTTPMux() *http.ServeMux { return s.mux }
 
-// SetLeader sets the health status of LeaderService: SERVING while this node
-// is the leader.
+// SetLeader records the health status of LeaderService: SERVING while this
+// node is the leader. With Options.LeaderCheck, an answer is SERVING only if
+// the check also passes when it is given.
 func (s *Server) SetLeader(leader bool) {
 	status := healthpb.HealthCheckResponse_NOT_SERVING
 	if leader {
 		status = healthpb.HealthCheckResponse_SERVING
 	}
-	s.health.SetServingStatus(LeaderService, status)
+	s.health.setServingStatus(LeaderService, status)
 }
 
 // Start binds both listeners, then serves in the background. A listen failure
@@ -239,7 +310,7 @@ func (s *Server) Stop() {
 		return
 	}
 	// Health watchers and load balancers see NOT_SERVING before the listener goes.
-	s.health.Shutdown()
+	s.health.shutdown()
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()

@@ -7,6 +7,7 @@ package grpcerr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -23,6 +24,25 @@ import (
 // NOT_LEADER ErrorInfo naming the leader, which the client follows.
 type NotLeaderError = election.NotLeaderError
 
+// ResponseTooLargeError is a write that was applied but whose response is
+// over the server's max send size, so it cannot be delivered. It matches
+// kv.ErrOutcomeUnknown and is answered as a lost outcome, never as a
+// failure: the caller must not take it for "not applied".
+type ResponseTooLargeError struct {
+	// Method is the call's full gRPC method name.
+	Method string
+	// Size is the marshalled response size and Limit the max send size, in
+	// bytes.
+	Size, Limit int
+}
+
+func (e *ResponseTooLargeError) Error() string {
+	return fmt.Sprintf("%s was applied, but its response of %d bytes is over the max send message size of %d bytes (grpc.max_send_message_size) and cannot be sent",
+		e.Method, e.Size, e.Limit)
+}
+
+func (e *ResponseTooLargeError) Unwrap() error { return kv.ErrOutcomeUnknown }
+
 // Status maps err to the status the client sees. It returns nil for a nil
 // error and passes a gRPC status error through unchanged. The second result
 // says whether the error is the server's own fault (INTERNAL, or a lost
@@ -36,6 +56,7 @@ func Status(err error) (st *status.Status, serverFault bool) {
 		return grpcStatus.GRPCStatus(), false
 	}
 	var notLeader *NotLeaderError
+	var tooLarge *ResponseTooLargeError
 	switch {
 	case errors.As(err, &notLeader):
 		md := map[string]string{}
@@ -52,6 +73,11 @@ func Status(err error) (st *status.Status, serverFault bool) {
 			metasrvv1.ReasonNoLeader, nil), false
 	// Before ErrUnavailable and the context errors: a write whose COMMIT was
 	// lost may wrap those too, and "not applied" would be a lie.
+	case errors.As(err, &tooLarge):
+		// Its message names only sizes and the method, nothing internal.
+		return withInfo(codes.Unknown,
+			tooLarge.Error()+"; its result is not reported: read the keys before retrying, and ask for previous values in smaller requests",
+			metasrvv1.ReasonOutcomeUnknown, nil), true
 	case errors.Is(err, kv.ErrOutcomeUnknown):
 		return withInfo(codes.Unknown,
 			"the storage backend lost the result of the write: it may or may not have been applied; read the keys before retrying",

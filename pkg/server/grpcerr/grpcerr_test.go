@@ -37,6 +37,7 @@ func TestStatusMapping(t *testing.T) {
 		{"election state unavailable", fmt.Errorf("pgelection: read leader: %w: dial tcp 10.1.2.3:5432: refused", election.ErrUnavailable), codes.Unavailable, metasrvv1.ReasonBackendUnavailable, "not applied", "10.1.2.3", true},
 		{"outcome unknown", fmt.Errorf("%w: %w: commit: EOF", kv.ErrUnavailable, kv.ErrOutcomeUnknown), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not have been applied", "EOF", true},
 		{"outcome unknown on cancel", fmt.Errorf("%w: %w", kv.ErrOutcomeUnknown, context.Canceled), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "may or may not", "", true},
+		{"applied but response too large", fmt.Errorf("delete range: %w", &grpcerr.ResponseTooLargeError{Method: "/metasrv.v1.Store/DeleteRange", Size: 9000, Limit: 8192}), codes.Unknown, metasrvv1.ReasonOutcomeUnknown, "was applied, but its response of 9000 bytes is over the max send message size of 8192 bytes", "", true},
 		{"deadline", fmt.Errorf("range: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "", "deadline", "", false},
 		{"canceled", context.Canceled, codes.Canceled, "", "canceled", "", false},
 		{"not leader", fmt.Errorf("route: %w", &grpcerr.NotLeaderError{Leader: "10.0.0.2:3002"}), codes.Unavailable, metasrvv1.ReasonNotLeader, "the leader is 10.0.0.2:3002", "", false},

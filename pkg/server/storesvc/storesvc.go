@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pgmetasrv/metasrv/pkg/api/kvpb"
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
@@ -41,16 +42,39 @@ type Service struct {
 	metasrvv1.UnimplementedStoreServer
 	router Router
 	logger *slog.Logger
+	// maxResponse is the server's max send message size; 0 means unknown,
+	// and no response is sized.
+	maxResponse int
 }
 
 var _ metasrvv1.StoreServer = (*Service)(nil)
+
+// Option configures a Service.
+type Option func(*Service)
+
+// MaxResponseSize tells the service the gRPC server's max send message size
+// (grpc.max_send_message_size), so that a write's response always fits:
+//
+//   - a write that returns previous values (prev_kv on Put, BatchPut,
+//     BatchDelete and DeleteRange; CompareAndPut; Txn) first sizes them from
+//     the leader's backend (the in-memory cache) and is refused with
+//     INVALID_ARGUMENT, nothing applied, when they would not fit;
+//   - a write that was applied but whose response is still too large (the
+//     values grew between the sizing and the commit) fails with
+//     grpcerr.ResponseTooLargeError, a lost outcome: gRPC would otherwise
+//     refuse to send it with RESOURCE_EXHAUSTED, which reads as "not applied".
+func MaxResponseSize(n int) Option { return func(s *Service) { s.maxResponse = n } }
 
 // New returns the Store service. Errors are mapped to statuses by package
 // grpcerr inside each handler, so the service answers correctly with or
 // without grpcerr's interceptors (which the server should install anyway, for
 // panics).
-func New(router Router, logger *slog.Logger) *Service {
-	return &Service{router: router, logger: logger.With("component", "store_service")}
+func New(router Router, logger *slog.Logger, opts ...Option) *Service {
+	s := &Service{router: router, logger: logger.With("component", "store_service")}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Register adds the service to a gRPC server.
@@ -111,9 +135,12 @@ func (s *Service) BatchGet(ctx context.Context, in *metasrvv1.BatchGetRequest) (
 }
 
 // write runs one leader-only call: decode, route to the leader backend,
-// apply, encode. Every write handler is this with its own conversions.
-func write[Req, Resp, PBResp any](ctx context.Context, s *Service, method string,
+// check that the response will fit (when it returns stored values), apply,
+// encode, and check again. Every write handler is this with its own
+// conversions.
+func write[Req any, Resp any, PBResp proto.Message](ctx context.Context, s *Service, method string,
 	decode func() (Req, error),
+	size func(context.Context, kv.Backend, Req, int) error,
 	apply func(kv.Backend, context.Context, Req) (Resp, error),
 	encode func(Resp) PBResp,
 ) (PBResp, error) {
@@ -126,16 +153,35 @@ func write[Req, Resp, PBResp any](ctx context.Context, s *Service, method string
 	if err != nil {
 		return zero, s.fail(ctx, method, err)
 	}
+	if s.maxResponse > 0 && size != nil {
+		if err := size(ctx, b, req, s.maxResponse-responseHeadroom); err != nil {
+			return zero, s.fail(ctx, method, err)
+		}
+	}
 	resp, err := apply(b, ctx, req)
 	if err != nil {
 		return zero, s.fail(ctx, method, err)
 	}
-	return encode(resp), nil
+	out := encode(resp)
+	// From here on the write is applied: an error must not read as "not
+	// applied", and gRPC's own refusal to send (RESOURCE_EXHAUSTED) would.
+	if s.maxResponse > 0 {
+		if n := proto.Size(out); n > s.maxResponse {
+			return zero, s.fail(ctx, method, &grpcerr.ResponseTooLargeError{Method: method, Size: n, Limit: s.maxResponse})
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) Put(ctx context.Context, in *metasrvv1.PutRequest) (*metasrvv1.PutResponse, error) {
 	return write(ctx, s, metasrvv1.Store_Put_FullMethodName,
 		func() (kv.PutRequest, error) { return kvpb.PutRequestFromPB(in) },
+		func(ctx context.Context, b kv.Backend, r kv.PutRequest, budget int) error {
+			if !r.PrevKv {
+				return nil
+			}
+			return checkKeys(ctx, b, "put with prev_kv", [][]byte{r.Key}, budget, "put without prev_kv")
+		},
 		kv.Backend.Put,
 		func(r kv.PutResponse) *metasrvv1.PutResponse {
 			out := kvpb.PutResponseToPB(r)
@@ -147,6 +193,16 @@ func (s *Service) Put(ctx context.Context, in *metasrvv1.PutRequest) (*metasrvv1
 func (s *Service) BatchPut(ctx context.Context, in *metasrvv1.BatchPutRequest) (*metasrvv1.BatchPutResponse, error) {
 	return write(ctx, s, metasrvv1.Store_BatchPut_FullMethodName,
 		func() (kv.BatchPutRequest, error) { return kvpb.BatchPutRequestFromPB(in) },
+		func(ctx context.Context, b kv.Backend, r kv.BatchPutRequest, budget int) error {
+			if !r.PrevKv {
+				return nil
+			}
+			keys := make([][]byte, len(r.Kvs))
+			for i, p := range r.Kvs {
+				keys[i] = p.Key
+			}
+			return checkKeys(ctx, b, "batch put with prev_kv", keys, budget, "put without prev_kv, or fewer keys per batch")
+		},
 		kv.Backend.BatchPut,
 		func(r kv.BatchPutResponse) *metasrvv1.BatchPutResponse {
 			out := kvpb.BatchPutResponseToPB(r)
@@ -158,6 +214,12 @@ func (s *Service) BatchPut(ctx context.Context, in *metasrvv1.BatchPutRequest) (
 func (s *Service) BatchDelete(ctx context.Context, in *metasrvv1.BatchDeleteRequest) (*metasrvv1.BatchDeleteResponse, error) {
 	return write(ctx, s, metasrvv1.Store_BatchDelete_FullMethodName,
 		func() (kv.BatchDeleteRequest, error) { return kvpb.BatchDeleteRequestFromPB(in) },
+		func(ctx context.Context, b kv.Backend, r kv.BatchDeleteRequest, budget int) error {
+			if !r.PrevKv {
+				return nil
+			}
+			return checkKeys(ctx, b, "batch delete with prev_kv", r.Keys, budget, "delete without prev_kv, or fewer keys per batch")
+		},
 		kv.Backend.BatchDelete,
 		func(r kv.BatchDeleteResponse) *metasrvv1.BatchDeleteResponse {
 			out := kvpb.BatchDeleteResponseToPB(r)
@@ -169,6 +231,12 @@ func (s *Service) BatchDelete(ctx context.Context, in *metasrvv1.BatchDeleteRequ
 func (s *Service) DeleteRange(ctx context.Context, in *metasrvv1.DeleteRangeRequest) (*metasrvv1.DeleteRangeResponse, error) {
 	return write(ctx, s, metasrvv1.Store_DeleteRange_FullMethodName,
 		func() (kv.DeleteRangeRequest, error) { return kvpb.DeleteRangeRequestFromPB(in) },
+		func(ctx context.Context, b kv.Backend, r kv.DeleteRangeRequest, budget int) error {
+			if !r.PrevKv {
+				return nil
+			}
+			return checkRange(ctx, b, r.Key, r.RangeEnd, budget)
+		},
 		kv.Backend.DeleteRange,
 		func(r kv.DeleteRangeResponse) *metasrvv1.DeleteRangeResponse {
 			out := kvpb.DeleteRangeResponseToPB(r)
@@ -180,6 +248,10 @@ func (s *Service) DeleteRange(ctx context.Context, in *metasrvv1.DeleteRangeRequ
 func (s *Service) CompareAndPut(ctx context.Context, in *metasrvv1.CompareAndPutRequest) (*metasrvv1.CompareAndPutResponse, error) {
 	return write(ctx, s, metasrvv1.Store_CompareAndPut_FullMethodName,
 		func() (kv.CompareAndPutRequest, error) { return kvpb.CompareAndPutRequestFromPB(in) },
+		func(ctx context.Context, b kv.Backend, r kv.CompareAndPutRequest, budget int) error {
+			// The response always carries the pair as it was.
+			return checkKeys(ctx, b, "compare-and-put", [][]byte{r.Key}, budget, "the pair stored under this key is too large to return; replace it with Put")
+		},
 		kv.Backend.CompareAndPut,
 		func(r kv.CompareAndPutResponse) *metasrvv1.CompareAndPutResponse {
 			out := kvpb.CompareAndPutResponseToPB(r)
@@ -193,6 +265,7 @@ func (s *Service) CompareAndPut(ctx context.Context, in *metasrvv1.CompareAndPut
 func (s *Service) Txn(ctx context.Context, in *metasrvv1.TxnRequest) (*metasrvv1.TxnResponse, error) {
 	return write(ctx, s, metasrvv1.Store_Txn_FullMethodName,
 		func() (kv.TxnRequest, error) { return kvpb.TxnRequestFromPB(in) },
+		checkTxn,
 		kv.Backend.Txn,
 		func(r kv.TxnResponse) *metasrvv1.TxnResponse {
 			out := kvpb.TxnResponseToPB(r)

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+
+	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
+	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
+)
+
+const waitFor = 10 * time.Second
+
+// storeRouter serves the Store API from one backend, as a leader.
+type storeRouter struct{ backend kv.Backend }
+
+func (r storeRouter) LeaderBackend(context.Context) (kv.Backend, error) { return r.backend, nil }
+func (r storeRouter) SerializableBackend() kv.Backend                   { return r.backend }
+func (r storeRouter) HeaderInfo() rpcheader.Info                        { return rpcheader.Info{NodeAddr: "self:1"} }
+
+// gatedPuts holds every Put in the backend until released.
+type gatedPuts struct {
+	kv.Backend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b gatedPuts) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return kv.PutResponse{}, ctx.Err()
+	}
+	return b.Backend.Put(ctx, req)
+}
+
+func storeServer(t *testing.T, opts Options, backend kv.Backend) (*Server, metasrvv1.StoreClient) {
+	t.Helper()
+	opts.Register = func(g *grpc.Server) {
+		storesvc.New(storeRouter{backend: backend}, slog.New(slog.DiscardHandler)).Register(g)
+	}
+	s := startServer(t, opts)
+	return s, metasrvv1.NewStoreClient(dial(t, s))
+}
+
+func TestRequestOverMaxRecvIsRefusedWhileRead(t *testing.T) {
+	t.Parallel()
+	store := memkv.New()
+	_, c := storeServer(t, Options{MaxRecvMsgSize: 64 << 10}, store)
+	ctx := t.Context()
+
+	_, err := c.Put(ctx, &metasrvv1.PutRequest{Key: []byte("big"), Value: make([]byte, 100<<10)})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	msg := status.Convert(err).Message()
+	require.Contains(t, msg, "larger than max")
+	require.Contains(t, msg, "65536", "the message names the limit")
+	got, err := kv.Get(ctx, store, []byte("big"))
+	require.NoError(t, err)
+	require.Nil(t, got, "nothing applied")
+
+	_, err = c.Put(ctx, &metasrvv1.PutRequest{Key: []byte("small"), Value: make([]byte, 32<<10)})
+	require.NoError(t, err, "a request under the cap passes")
+}
+
+func TestInflightRequestBytesAreBounded(t *testing.T) {
+	t.Parallel()
+	backend := gatedPuts{Backend: memkv.New(), entered: make(chan struct{}, 2), release: make(chan struct{})}
+	// Room for one 100KiB request in the handlers, not two.
+	s, c := storeServer(t, Options{MaxRecvMsgSize: 128 << 10, MaxInflightRequestBytes: 150 << 10}, backend)
+	ctx := t.Context()
+
+	errs := make(chan error, 2)
+	put := func(key string) {
+		_, err := c.Put(ctx, &metasrvv1.PutRequest{Key: []byte(key), Value: make([]byte, 100<<10)})
+		errs <- err
+	}
+	go put("a")
+	<-backend.entered // a holds its bytes inside the handler
+	go put("b")
+	require.Eventually(t, func() bool {
+		_, waiting := s.admission.budget.inUse()
+		return waiting == 1
+	}, waitFor, time.Millisecond, "b waits for the budget before its handler runs")
+	select {
+	case <-backend.entered:
+		t.Fatal("b reached the backend while a held the budget")
+	default:
+	}
+	held, _ := s.admission.budget.inUse()
+	require.LessOrEqual(t, held, int64(150<<10))
+
+	backend.release <- struct{}{} // a finishes and gives its bytes back
+	require.NoError(t, <-errs)
+	<-backend.entered
+	backend.release <- struct{}{}
+	require.NoError(t, <-errs)
+	held, waiting := s.admission.budget.inUse()
+	require.Zero(t, held)
+	require.Zero(t, waiting)
+}
+
+func TestConcurrentReceivesAreBounded(t *testing.T) {
+	t.Parallel()
+	a := newAdmission(1, 1<<20)
+	const method = "/metasrv.v1.Store/Put"
+	a.gate(map[string]bool{method: true})
+	info := &stats.RPCTagInfo{FullMethodName: method}
+
+	first := a.TagRPC(t.Context(), info)
+	second := make(chan context.Context, 1)
+	go func() { second <- a.TagRPC(t.Context(), info) }()
+	require.Eventually(t, func() bool { return len(a.receiving) == 1 }, waitFor, time.Millisecond)
+	select {
+	case <-second:
+		t.Fatal("a second request was read while the only receive slot was taken")
+	default:
+	}
+	// Decoding the first frees its slot.
+	a.HandleRPC(first, &stats.InPayload{Length: 10})
+	ctx := <-second
+	a.HandleRPC(first, &stats.End{})
+	a.HandleRPC(ctx, &stats.End{})
+	require.Empty(t, a.receiving)
+	held, _ := a.budget.inUse()
+	require.Zero(t, held)
+
+	// Ungated methods pass untouched.
+	require.Equal(t, t.Context(), a.TagRPC(t.Context(), &stats.RPCTagInfo{FullMethodName: "/grpc.health.v1.Health/Check"}))
+}
+
+func TestByteSemaphoreWaitEndsWithContext(t *testing.T) {
+	t.Parallel()
+	s := newByteSemaphore(10)
+	require.NoError(t, s.acquire(t.Context(), 8))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.acquire(ctx, 5) }()
+	require.Eventually(t, func() bool { _, w := s.inUse(); return w == 1 }, waitFor, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	// The canceled waiter no longer blocks a smaller request behind it.
+	require.NoError(t, s.acquire(t.Context(), 2))
+	s.release(10)
+	held, waiting := s.inUse()
+	require.Zero(t, held)
+	require.Zero(t, waiting)
+}
+
+func TestLeaderHealthIsAnsweredLive(t *testing.T) {
+	t.Parallel()
+	var trusted atomic.Bool
+	trusted.Store(true)
+	s := startServer(t, Options{LeaderCheck: trusted.Load})
+	conn := dial(t, s)
+	s.SetLeader(true)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, conn, LeaderService))
+
+	watch, err := healthpb.NewHealthClient(conn).Watch(t.Context(), &healthpb.HealthCheckRequest{Service: LeaderService})
+	require.NoError(t, err)
+	got, err := watch.Recv()
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, got.GetStatus())
+
+	// The trust window lapses (a frozen leader resumed) before the node
+	// records any step-down: answers given now say NOT_SERVING.
+	trusted.Store(false)
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, conn, LeaderService))
+	got, err = watch.Recv()
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, got.GetStatus())
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, conn, ""), "the process itself is still up")
+
+	// Trust alone is not enough: the recorded state must say leader too.
+	trusted.Store(true)
+	got, err = watch.Recv()
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, got.GetStatus())
+	s.SetLeader(false)
+	got, err = watch.Recv()
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, got.GetStatus())
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, conn, LeaderService))
+}
