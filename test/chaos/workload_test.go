@@ -23,6 +23,7 @@ const opTimeout = 10 * time.Second
 type keySpace struct {
 	perGeneration int
 	generation    time.Duration
+	tag           string // set apart the keys of one run from another's
 }
 
 // keyPrefix holds every key the workers use; nothing else writes under it.
@@ -31,7 +32,7 @@ const keyPrefix = "chaos/g"
 // key is key number i of the generation running at time now (nanoseconds
 // into the run).
 func (k keySpace) key(now int64, i int) string {
-	return fmt.Sprintf("%s%04d/k%d", keyPrefix, now/int64(k.generation), i)
+	return fmt.Sprintf("%s%s%04d/k%d", keyPrefix, k.tag, now/int64(k.generation), i)
 }
 
 // worker runs operations one after another on a small key set and records
@@ -48,6 +49,8 @@ type worker struct {
 	// its next cas or txn on that key: a guess that is often right, so that
 	// both outcomes occur.
 	lastSeen map[string]string
+	// deadline draws the time limit of the next call; nil means opTimeout.
+	deadline func(rng *rand.Rand) time.Duration
 }
 
 func newWorker(id int, h *history, s kv.Backend, keys keySpace, seed uint64) *worker {
@@ -90,7 +93,11 @@ func (w *worker) step(t *testing.T) {
 	default:
 		in.Kind, in.Expect, in.Value = opTxn, w.lastSeen[key], w.nextValue()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	limit := opTimeout
+	if w.deadline != nil {
+		limit = w.deadline(w.rng)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	call := w.h.now()
 	out, err := execute(ctx, w.store, in)
 	ret := w.h.now()
