@@ -120,7 +120,9 @@ loop:
 	stop.Store(true)
 	<-done
 	if err := ctx.Err(); err != nil {
-		return loadResult{}, fmt.Errorf("%s: interrupted: %w", spec.target, context.Cause(ctx))
+		// The target may be "metasrv" itself: run's own "metasrv: " prefix
+		// must not read as a doubled one.
+		return loadResult{}, fmt.Errorf("load on %s interrupted after %s: %w", spec.target, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 	}
 	elapsed := time.Since(start)
 

@@ -116,7 +116,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	// The second node may wait on the first's migration lock before serving.
 	for _, n := range []*procNode{a, b} {
 		require.Eventually(t, func() bool {
-			code, _ := n.get(t, "/admin/health")
+			code, _ := n.get(t, "/admin/ready") // liveness answers while the node still connects
 			return code == http.StatusOK
 		}, 60*time.Second, 20*time.Millisecond, "node %s never served:\n%s", n.grpc, n.stderr.String())
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pgmetasrv/metasrv/pkg/client"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -141,6 +145,12 @@ func (o *ctlOptions) rangeArgs(args []string, prefix, fromKey bool) (key, end []
 	return key, end, nil
 }
 
+// rangePage is how many pairs one call of `kv range` asks for at first. A
+// page whose answer is over a message size limit (the server's
+// grpc.max_send_message_size or the client's receive limit, both
+// RESOURCE_EXHAUSTED) is asked again at half the size, down to one pair.
+const rangePage = 1024
+
 func newCtlKVRangeCommand(o *ctlOptions) *cobra.Command {
 	var (
 		prefix, fromKey, keysOnly bool
@@ -151,7 +161,13 @@ func newCtlKVRangeCommand(o *ctlOptions) *cobra.Command {
 		Short: "List the keys in [KEY, END), or starting with KEY (--prefix), or from KEY on (--from-key)",
 		Long: `List key-value pairs in key order. Text output: each key on a line, then its value on the
 next (keys only with --keys-only). When --limit cut the listing, a note goes to stderr
-(and "more": true in JSON).`,
+(and "more": true in JSON).
+
+The range is read in pages (each a Range with a limit, going on from the last key
++ "\x00" while more keys follow), printed as they arrive, so a range of any size can be
+listed whatever the message size limits; a page too large to send is asked again at half
+the size. Pages are read one after another, not at one point in time: keys written
+meanwhile may or may not be listed. --timeout bounds the whole listing.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, end, err := o.rangeArgs(args, prefix, fromKey)
@@ -162,11 +178,14 @@ next (keys only with --keys-only). When --limit cut the listing, a note goes to 
 				return fmt.Errorf("--limit %d: expected 0 (no limit) or more", limit)
 			}
 			return o.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := o.reader(c).Range(ctx, kv.RangeRequest{Key: key, RangeEnd: end, Limit: limit, KeysOnly: keysOnly})
+				p := o.newRangePrinter(keysOnly)
+				more, err := pageRange(ctx, o.reader(c), kv.RangeRequest{Key: key, RangeEnd: end, KeysOnly: keysOnly}, limit, p.print)
 				if err != nil {
+					// What was printed stays printed; the JSON document is
+					// left open, so it does not parse as a complete answer.
 					return failed(fmt.Sprintf("kv range %q", key), err)
 				}
-				return o.printRange(resp, keysOnly, limit)
+				return p.finish(more, limit)
 			})
 		},
 	}
@@ -177,31 +196,99 @@ next (keys only with --keys-only). When --limit cut the listing, a note goes to 
 	return cmd
 }
 
-func (o *ctlOptions) printRange(resp kv.RangeResponse, keysOnly bool, limit int64) error {
-	if o.output == outputJSON {
-		out := struct {
-			Kvs   []jsonKV `json:"kvs"`
-			Count int      `json:"count"`
-			More  bool     `json:"more"`
-		}{Kvs: make([]jsonKV, 0, len(resp.Kvs)), Count: len(resp.Kvs), More: resp.More}
-		for _, p := range resp.Kvs {
-			out.Kvs = append(out.Kvs, jsonPair(p, !keysOnly))
+// pageRange reads req's range page by page, at most limit pairs in all (0:
+// every pair), handing each page to emit in key order. more reports that
+// limit cut the listing.
+func pageRange(ctx context.Context, b kv.Backend, req kv.RangeRequest, limit int64, emit func([]kv.KeyValue) error) (more bool, err error) {
+	page := int64(rangePage)
+	left := limit
+	for {
+		req.Limit = page
+		if limit > 0 {
+			req.Limit = min(page, left)
 		}
-		return writeJSON(o.app.stdout, out)
-	}
-	for _, p := range resp.Kvs {
-		if _, err := fmt.Fprintln(o.app.stdout, display(p.Key)); err != nil {
-			return err
-		}
-		if keysOnly {
+		resp, err := b.Range(ctx, req)
+		if status.Code(err) == codes.ResourceExhausted && req.Limit > 1 {
+			page = req.Limit / 2
 			continue
 		}
-		if _, err := fmt.Fprintln(o.app.stdout, display(p.Value)); err != nil {
+		if err != nil {
+			return false, err
+		}
+		if err := emit(resp.Kvs); err != nil {
+			return false, err
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return false, nil
+		}
+		if limit > 0 {
+			if left -= int64(len(resp.Kvs)); left <= 0 {
+				return true, nil
+			}
+		}
+		last := resp.Kvs[len(resp.Kvs)-1].Key
+		req.Key = append(append(make([]byte, 0, len(last)+1), last...), 0)
+	}
+}
+
+// rangePrinter prints pages as they come: text lines, or one JSON document
+// written piece by piece, in the layout writeJSON would give it.
+type rangePrinter struct {
+	o        *ctlOptions
+	keysOnly bool
+	count    int
+}
+
+func (o *ctlOptions) newRangePrinter(keysOnly bool) *rangePrinter {
+	return &rangePrinter{o: o, keysOnly: keysOnly}
+}
+
+func (p *rangePrinter) print(kvs []kv.KeyValue) error {
+	w := p.o.app.stdout
+	for _, pair := range kvs {
+		if p.o.output == outputJSON {
+			sep := ",\n"
+			if p.count == 0 {
+				sep = "{\n  \"kvs\": [\n"
+			}
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("    ", "  ")
+			if err := enc.Encode(jsonPair(pair, !p.keysOnly)); err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "%s    %s", sep, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+				return err
+			}
+			p.count++
+			continue
+		}
+		p.count++
+		if _, err := fmt.Fprintln(w, display(pair.Key)); err != nil {
+			return err
+		}
+		if p.keysOnly {
+			continue
+		}
+		if _, err := fmt.Fprintln(w, display(pair.Value)); err != nil {
 			return err
 		}
 	}
-	if resp.More {
-		_, err := fmt.Fprintf(o.app.stderr, "(more keys after these: --limit %d reached)\n", limit)
+	return nil
+}
+
+func (p *rangePrinter) finish(more bool, limit int64) error {
+	if p.o.output == outputJSON {
+		open := "\n  ]"
+		if p.count == 0 {
+			open = "{\n  \"kvs\": []"
+		}
+		_, err := fmt.Fprintf(p.o.app.stdout, "%s,\n  \"count\": %d,\n  \"more\": %t\n}\n", open, p.count, more)
+		return err
+	}
+	if more {
+		_, err := fmt.Fprintf(p.o.app.stderr, "(more keys after these: --limit %d reached)\n", limit)
 		return err
 	}
 	return nil

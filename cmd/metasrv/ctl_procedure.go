@@ -168,7 +168,12 @@ func newCtlProcedureSubmitCommand(o *ctlOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit TYPE [ARGS_JSON]",
 		Short: `Start a procedure of a registered TYPE with JSON arguments (default {}; "-" reads them from stdin); prints its id`,
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `Start a procedure of TYPE with JSON arguments (default {}; "-" reads them from stdin) and print its id.
+
+The metasrv binary itself registers no procedure type: submit works only against a server
+built with procedure types of its own, and this binary's servers refuse every TYPE.
+list, get and wait work for any procedure.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			argsJSON := []byte("{}")
 			if len(args) == 2 {
@@ -186,6 +191,10 @@ func newCtlProcedureSubmitCommand(o *ctlOptions) *cobra.Command {
 			return o.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				id, err := c.SubmitProcedure(ctx, args[0], argsJSON)
 				if err != nil {
+					if strings.Contains(err.Error(), "RegisterLoader") || strings.Contains(err.Error(), "unknown procedure type") {
+						// The server's wording is for Go programmers.
+						return fmt.Errorf("procedure submit %q: the server has no procedure type %q: the metasrv binary registers no procedure type, only a server built with its own can run one", args[0], args[0])
+					}
 					return failed(fmt.Sprintf("procedure submit %q", args[0]), err)
 				}
 				if wait {

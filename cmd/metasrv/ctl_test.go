@@ -270,7 +270,7 @@ func TestCtlProcedures(t *testing.T) {
 	require.Len(t, all.Procedures, 1)
 
 	ctl(t, ep, "procedure", "get", "no-such-id").fails(t, "NotFound")
-	ctl(t, ep, "procedure", "submit", "no-such-type").fails(t, `procedure submit "no-such-type": InvalidArgument`)
+	ctl(t, ep, "procedure", "submit", "no-such-type").fails(t, `procedure submit "no-such-type": the server has no procedure type "no-such-type": the metasrv binary registers no procedure type`)
 	ctl(t, ep, "procedure", "submit", echoType, "{not json").fails(t, "is not valid JSON")
 	ctl(t, ep, "procedure", "list", "--state", "sleeping").fails(t, `--state "sleeping": expected one of running, retrying`)
 }

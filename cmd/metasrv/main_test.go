@@ -44,9 +44,14 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "metasrv")
-	build := exec.Command("go", "build",
-		"-ldflags", fmt.Sprintf("-X main.version=%s -X main.commit=%s", testVersion, testCommit),
-		"-o", binary, ".")
+	// Stamped as `task build` stamps it, so TestVersion checks that the
+	// Taskfile's -X flags reach the binary.
+	ldflags, err := taskfileLDFlags(testVersion, testCommit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "read Taskfile.yml LDFLAGS:", err)
+		return 1
+	}
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build metasrv:", err)
@@ -229,7 +234,7 @@ func TestConfigMasksPassword(t *testing.T) {
 	r := runBinary(t, nil, "config", "--store-addrs", "postgres://u:secret@h/db")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NotContains(t, r.stdout+r.stderr, "secret")
-	require.Contains(t, r.stdout, "postgres://u:*****@h/db")
+	require.Contains(t, r.stdout, "postgres://u:*****@h:5432/db")
 
 	r = runBinary(t, []string{"METASRV_STORE_ADDRS=host=h password=secret dbname=d"}, "config")
 	require.Equal(t, 0, r.code, r.stderr)

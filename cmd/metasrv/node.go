@@ -50,6 +50,10 @@ type node struct {
 	procedures *procedure.Manager
 	core       *metasrv.Metasrv
 	srv        *server.Server
+	// early serves the HTTP admin address until the real server starts;
+	// nil once stopped (and for memory_store).
+	early      *earlyAdmin
+	connecting connectState
 
 	addrOnce sync.Once
 	addr     string
@@ -78,8 +82,19 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	if err != nil {
 		return nil, err
 	}
+	httpAddr := o.HTTP.Addr
+	if o.Backend == config.BackendPostgres {
+		// Waiting for PostgreSQL can take long (or for ever, with a wrong
+		// address): liveness, readiness and /metrics answer meanwhile.
+		n.early, err = startEarlyAdmin(ctx, o.HTTP.Addr, httpTLS, reg, n.connecting.get, base.With("component", "http"))
+		if err != nil {
+			return nil, err
+		}
+		httpAddr = n.early.addr()
+	}
 	store, err := n.openStore(ctx)
 	if err != nil {
+		n.close()
 		return nil, err
 	}
 	if n.pool != nil {
@@ -134,7 +149,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		Fenced:    fenced,
 		Settle:    settle,
 		KeyPrefix: []byte(o.StoreKeyPrefix),
-		Limits:    kv.Limits{MaxTxnOps: o.MaxTxnOps, MaxValueSize: int(o.Procedure.MaxMetadataValueSize)},
+		Limits:    kv.Limits{MaxTxnOps: o.MaxTxnOps, MaxValueSize: int(o.Procedure.MaxMetadataValueSize), MaxKeySize: int(o.MaxKeySize)},
 		Elector:   n.elector,
 		Addr:      n.advertised,
 		Listeners: []metasrv.Listener{
@@ -157,7 +172,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	glog := base.With("component", "grpc")
 	srv = server.New(server.Options{
 		GRPCAddr:       o.GRPC.BindAddr,
-		HTTPAddr:       o.HTTP.Addr,
+		HTTPAddr:       httpAddr,
 		Logger:         base,
 		GRPCTLS:        grpcTLS,
 		HTTPTLS:        httpTLS,
@@ -195,6 +210,7 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		Metrics:      reg,
 		Auth:         admin.Auth{Token: o.HTTP.AdminToken, ClientCerts: o.HTTP.TLS.CACertPath != ""},
 		MaxBodySize:  int64(o.HTTP.BodyLimit),
+		Ready:        n.ready,
 	}); err != nil {
 		n.close()
 		return nil, err
@@ -213,9 +229,31 @@ func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
+// ready answers /admin/ready: PostgreSQL answers (postgres_store) and a
+// leader is known. The reasons name no host: anyone may ask.
+func (n *node) ready(ctx context.Context) error {
+	if n.pool != nil {
+		ctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
+		defer cancel()
+		if err := n.pool.Ping(ctx); err != nil {
+			what, check := connectAdvice(err)
+			return fmt.Errorf("PostgreSQL does not answer (%s); check %s; see the server log", what, check)
+		}
+	}
+	if n.core.State() == metasrv.LeaderReady || n.core.LeaderHint() != "" {
+		return nil
+	}
+	return errors.New("no leader is known: an election is under way, or PostgreSQL is unreachable")
+}
+
+// readyPingTimeout bounds the PostgreSQL check of one readiness answer.
+const readyPingTimeout = 2 * time.Second
+
 // openStorePool connects the pool of postgres_store, waiting while
-// PostgreSQL is down until ctx ends.
-func openStorePool(ctx context.Context, o config.Options, base *slog.Logger) (*pgxpool.Pool, error) {
+// PostgreSQL is down until ctx ends. Each failed attempt is logged with
+// what the operator should check (adviceHandler).
+func openStorePool(ctx context.Context, o config.Options, base *slog.Logger, state *connectState) (*pgxpool.Pool, error) {
+	base = slog.New(adviceHandler{Handler: base.Handler(), state: state})
 	// A leader frozen or cut off inside a fenced write holds the election
 	// row FOR SHARE, which the next leader's term bump waits for: PostgreSQL
 	// must end such a transaction well within a lease.
@@ -244,7 +282,7 @@ func (n *node) openStore(ctx context.Context) (kv.Backend, error) {
 		n.log.Warn("memory_store keeps metadata in this process only and has no leader election: run exactly one instance, and expect to lose all metadata when it stops")
 		return memkv.New(), nil
 	case config.BackendPostgres:
-		pool, err := openStorePool(ctx, o, n.base)
+		pool, err := openStorePool(ctx, o, n.base, &n.connecting)
 		if err != nil {
 			return nil, err
 		}
@@ -269,6 +307,7 @@ func (n *node) openStore(ctx context.Context) (kv.Backend, error) {
 
 // start binds the servers, then joins the election.
 func (n *node) start(ctx context.Context) error {
+	n.stopEarly()
 	if err := n.srv.Start(ctx); err != nil {
 		return err
 	}
@@ -299,8 +338,17 @@ func (n *node) shutdown(ctx context.Context) error {
 	return err
 }
 
+// stopEarly stops the HTTP admin served while connecting, if it runs.
+func (n *node) stopEarly() {
+	if n.early != nil {
+		n.early.stop()
+		n.early = nil
+	}
+}
+
 // close releases what newNode opened.
 func (n *node) close() {
+	n.stopEarly()
 	if n.pool != nil {
 		n.pool.Close()
 	}

@@ -21,7 +21,7 @@ func TestStorePoolEndsTransactionsLeftIdle(t *testing.T) {
 	o.Election.Lease = 400 * time.Millisecond
 	o.Election.CampaignInterval = 100 * time.Millisecond
 	ctx := context.Background()
-	pool, err := openStorePool(ctx, o, slog.New(slog.DiscardHandler))
+	pool, err := openStorePool(ctx, o, slog.New(slog.DiscardHandler), &connectState{})
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 

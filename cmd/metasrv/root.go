@@ -40,7 +40,37 @@ func newRootCommand(a *app) *cobra.Command {
 		newCtlCommand(a),
 		newBenchCommand(a),
 	)
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that has subcommands refuse an unknown
+// one (`metasrv migrate down`) with an error, hence a non-zero exit, where
+// cobra would print the help and exit 0 for any group but the root; a group
+// given alone still prints its help.
+func strictGroups(c *cobra.Command) {
+	if c.HasSubCommands() {
+		c.Args = unknownSubcommand
+		if !c.Runnable() {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+	}
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+}
+
+// unknownSubcommand is the Args check of a command group: no positional
+// argument is a subcommand it does not have.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath())
 }
 
 // newlines joins a multi-line error (cobra's "Did you mean this?") into the

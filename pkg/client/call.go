@@ -101,6 +101,12 @@ func invokeHolding[T response](ctx context.Context, c *Client, r route, kind cal
 			lastErr, hops = fmt.Errorf("%s: %w", addr, err), 0
 			if r == toLeader {
 				c.forgetLeader(addr)
+				if !c.isEndpoint(addr) {
+					// A leader named by its advertised address; the next
+					// discovery looks for it among the endpoints.
+					lastErr = fmt.Errorf("leader %s (its advertised grpc.server_addr) is not among the endpoints %v and cannot be reached from here: "+
+						"list its reachable address in the endpoints, or advertise one clients can reach: %w", addr, c.cfg.Endpoints, err)
+				}
 			}
 			continue
 		}
@@ -108,7 +114,7 @@ func invokeHolding[T response](ctx context.Context, c *Client, r route, kind cal
 		resp, err := fn(actx, cc)
 		cancel()
 		if err == nil {
-			c.observe(resp.GetHeader())
+			c.observeFrom(addr, resp.GetHeader())
 			return resp, nil
 		}
 		lastErr = toError(err)
@@ -158,6 +164,23 @@ func invokeHolding[T response](ctx context.Context, c *Client, r route, kind cal
 			return zero, lastErr
 		}
 	}
+}
+
+// observeFrom learns from the header of an answer addr gave. When the
+// answering node is the leader, it is recorded as addr, the address this
+// client reaches it at, rather than the name it advertises, which may not
+// resolve here.
+func (c *Client) observeFrom(addr string, h *metasrvv1.ResponseHeader) {
+	if h.GetNodeAddr() != "" && h.GetNodeAddr() == h.GetLeaderAddr() && h.GetTerm() != 0 {
+		c.mu.Lock()
+		newer := h.GetTerm() > c.term
+		c.mu.Unlock()
+		if newer {
+			c.setLeader(addr, h.GetTerm())
+		}
+		return
+	}
+	c.observe(h)
 }
 
 // unanswered reports whether a failed attempt got no answer from the node

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -78,6 +79,10 @@ func (c *Client) runDiscovery(d *discovery) {
 		leader   Leader
 		err      error
 		answered bool
+		// direct: leader.Addr is an endpoint's own address (the endpoint
+		// leads, or named an endpoint), not an advertised name the client
+		// may be unable to dial.
+		direct bool
 	}
 	answers := make(chan answer, len(c.cfg.Endpoints))
 	var wg sync.WaitGroup
@@ -86,18 +91,33 @@ func (c *Client) runDiscovery(d *discovery) {
 		go func() {
 			defer wg.Done()
 			l, answered, err := c.askLeader(ctx, e)
-			answers <- answer{leader: l, err: err, answered: answered}
+			answers <- answer{leader: l, err: err, answered: answered, direct: err == nil && c.isEndpoint(l.Addr)}
 		}()
 	}
+	// An answer naming an endpoint settles the round. One naming the leader
+	// by an advertised address only (grpc.server_addr, which may resolve
+	// only among the nodes, as docker-compose's service names do) is kept
+	// while the other endpoints answer: the leader may be one of them, and
+	// its own answer gives the address this client reaches it by.
 	de := &discoveryError{}
+	var hearsay Leader
 	for range c.cfg.Endpoints {
 		a := <-answers
 		if a.err == nil {
-			d.leader = a.leader
-			break
+			if a.direct {
+				d.leader = a.leader
+				break
+			}
+			if hearsay.Addr == "" || a.leader.Term > hearsay.Term {
+				hearsay = a.leader
+			}
+			continue
 		}
 		de.errs = append(de.errs, a.err)
 		de.reached = de.reached || a.answered
+	}
+	if d.leader.Addr == "" {
+		d.leader = hearsay
 	}
 	if d.leader.Addr == "" {
 		d.err = de
@@ -132,7 +152,17 @@ func (c *Client) askLeader(ctx context.Context, endpoint string) (Leader, bool, 
 	if resp.GetAddress() == "" {
 		return Leader{}, true, fmt.Errorf("%s: answered without a leader address", endpoint)
 	}
+	if h := resp.GetHeader(); h.GetNodeAddr() != "" && h.GetNodeAddr() == resp.GetAddress() {
+		// The endpoint is the leader: remember it by the address this
+		// client reached it at, not by the name it advertises.
+		return Leader{Addr: endpoint, Term: resp.GetTerm()}, true, nil
+	}
 	return Leader{Addr: resp.GetAddress(), Term: resp.GetTerm()}, true, nil
+}
+
+// isEndpoint reports whether addr is one of the configured endpoints.
+func (c *Client) isEndpoint(addr string) bool {
+	return slices.Contains(c.cfg.Endpoints, addr)
 }
 
 // errNotConnected means a call was not sent because no connection could be

@@ -77,7 +77,7 @@ func (tc *testCluster) elect(i int) {
 	tc.term++
 	tc.leader = ""
 	if i >= 0 {
-		tc.leader = tc.nodes[i].addr
+		tc.leader = tc.nodes[i].advertisedLocked()
 	}
 	tc.mu.Unlock()
 	if !tc.procedures {
@@ -122,6 +122,9 @@ func (tc *testCluster) client(endpoints []string, mutate ...func(*Config)) *Clie
 type testNode struct {
 	cluster *testCluster
 	addr    string
+	// name is the address the node advertises (grpc.server_addr), guarded
+	// by cluster.mu; "" means addr. Set by advertise.
+	name    string
 	srv     *grpc.Server
 	done    chan struct{}
 	stopped atomic.Bool
@@ -191,6 +194,28 @@ func (tc *testCluster) startNode() *testNode {
 	return n
 }
 
+// advertise makes node i advertise name instead of its listening address,
+// as a node behind docker-compose advertises a name only its peers resolve.
+func (tc *testCluster) advertise(i int, name string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.nodes[i].name = name
+}
+
+// advertised is the address the node names itself by.
+func (n *testNode) advertised() string {
+	n.cluster.mu.Lock()
+	defer n.cluster.mu.Unlock()
+	return n.advertisedLocked()
+}
+
+func (n *testNode) advertisedLocked() string {
+	if n.name != "" {
+		return n.name
+	}
+	return n.addr
+}
+
 // stop kills the node hard: connections drop, in-flight calls fail.
 func (n *testNode) stop() {
 	if n.stopped.CompareAndSwap(false, true) {
@@ -201,7 +226,7 @@ func (n *testNode) stop() {
 
 func (n *testNode) notLeader() error {
 	leader, _ := n.cluster.leadership()
-	if leader == n.addr {
+	if leader == n.advertised() {
 		return nil
 	}
 	n.refused.Add(1)
@@ -219,7 +244,7 @@ func (n *testNode) SerializableBackend() kv.Backend { return n.cluster.limited }
 
 func (n *testNode) HeaderInfo() rpcheader.Info {
 	leader, term := n.cluster.leadership()
-	return rpcheader.Info{NodeAddr: n.addr, LeaderAddr: leader, Term: term}
+	return rpcheader.Info{NodeAddr: n.advertised(), LeaderAddr: leader, Term: term}
 }
 
 func (n *testNode) Leader(context.Context) (election.Leader, error) {
@@ -234,7 +259,7 @@ func (n *testNode) Candidates(context.Context) ([]election.NodeInfo, error) {
 	var out []election.NodeInfo
 	for _, m := range n.cluster.nodes {
 		if !m.stopped.Load() {
-			out = append(out, election.NodeInfo{Addr: m.addr, Version: "v-test", StartTimeMs: 1_700_000_000_000, Hostname: "host"})
+			out = append(out, election.NodeInfo{Addr: m.advertised(), Version: "v-test", StartTimeMs: 1_700_000_000_000, Hostname: "host"})
 		}
 	}
 	return out, nil

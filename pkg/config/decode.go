@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -56,12 +57,39 @@ func byteSizeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return ByteSize(v), nil
 	case float64:
-		if v < 0 || v != math.Trunc(v) || v >= math.MaxInt64 {
-			return nil, &valueError{"expected a whole, non-negative number of bytes or a size such as \"1500KiB\""}
-		}
-		return ByteSize(v), nil
+		return nil, &valueError{fmt.Sprintf("expected an integer number of bytes or a size such as \"1500KiB\", got the floating-point number %s", formatFloat(v))}
 	}
 	return data, nil
+}
+
+// intHook refuses a TOML float for an integer key. mapstructure would
+// truncate it (1.5 becomes 1) or accept an exponent (1e3 becomes 1000), which
+// hides a mistake; strings (environment, flags) are parsed as integers by
+// mapstructure and fail on "1.5" by themselves.
+func intHook(from, to reflect.Type, data any) (any, error) {
+	k := to.Kind()
+	if to == durationType || to == byteSizeType || !(k >= reflect.Int && k <= reflect.Int64 || k >= reflect.Uint && k <= reflect.Uint64) {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case float64:
+		return nil, &valueError{fmt.Sprintf("expected %s, got the floating-point number %s; write a whole number without a decimal point or exponent", describe(to), formatFloat(v))}
+	case float32:
+		return nil, &valueError{fmt.Sprintf("expected %s, got the floating-point number %s; write a whole number without a decimal point or exponent", describe(to), formatFloat(float64(v)))}
+	}
+	return data, nil
+}
+
+// formatFloat shows a float as written in TOML (1.5, 1000.0 for 1e3).
+func formatFloat(f float64) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return fmt.Sprint(f)
+	}
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return s
 }
 
 // listHook lets a list be written as one comma-separated string (environment

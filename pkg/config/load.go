@@ -96,6 +96,11 @@ func Load(path string, flags *pflag.FlagSet, environ []string) (Options, error) 
 			return Options{}, err
 		}
 	}
+	// libpq's spellings (verify-full) become the canonical ones (verify_full);
+	// an unknown mode is left for Validate to report.
+	if mode, ok := CanonicalTLSMode(o.BackendTLS.Mode); ok {
+		o.BackendTLS.Mode = mode
+	}
 	return o, nil
 }
 
@@ -218,7 +223,7 @@ func decodeField(o *Options, f field, k *koanf.Koanf, weak bool) error {
 	dst := reflect.New(f.typ)
 	err := k.UnmarshalWithConf(f.key, dst.Interface(), koanf.UnmarshalConf{
 		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook:       mapstructure.ComposeDecodeHookFunc(durationHook, byteSizeHook, listHook),
+			DecodeHook:       mapstructure.ComposeDecodeHookFunc(durationHook, byteSizeHook, intHook, listHook),
 			WeaklyTypedInput: weak,
 		},
 	})

@@ -348,3 +348,63 @@ func TestEnvReservedPrefixIsNotConfiguration(t *testing.T) {
 	_, err = Load("", nil, []string{"METASRV_TESTS_PG_DSN=x"})
 	require.ErrorIs(t, err, ErrUnknownKey)
 }
+
+// Integer keys take integers only: a float is refused, not truncated (1.5)
+// or read through its exponent (1e3); sizes refuse KB/MB, which some read as
+// 1000-based.
+func TestLoadRefusesNumberCoercion(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ file, key, want string }{
+		{"max_txn_ops = 1.5\n", "max_txn_ops", "max_txn_ops = 1.5 in "},
+		{"max_txn_ops = 1.5\n", "max_txn_ops", "expected an integer, got the floating-point number 1.5; write a whole number without a decimal point or exponent"},
+		{"max_txn_ops = 1e3\n", "max_txn_ops", "expected an integer, got the floating-point number 1000.0"},
+		{"max_txn_ops = 128.0\n", "max_txn_ops", "expected an integer"},
+		{"meta_election_lock_id = 2.0\n", "meta_election_lock_id", "expected an integer"},
+		{"[procedure]\nmax_retry_times = 1e1\n", "procedure.max_retry_times", "expected an integer"},
+		{"[postgres]\nmax_conns = 3.7\n", "postgres.max_conns", "expected an integer"},
+		{"[procedure]\nmax_metadata_value_size = \"1500KB\"\n", "procedure.max_metadata_value_size", `unit "KB" is ambiguous (1000- or 1024-based?); use KiB/MiB/GiB/TiB (1024-based), e.g. 1500KiB`},
+		{"[procedure]\nmax_metadata_value_size = \"1.5MB\"\n", "procedure.max_metadata_value_size", "e.g. 1.5MiB"},
+		{"[procedure]\nmax_metadata_value_size = 1536000.0\n", "procedure.max_metadata_value_size", "expected an integer number of bytes or a size such as \"1500KiB\", got the floating-point number 1.536e+06"},
+	}
+	for _, tc := range tests {
+		_, err := Load(writeFile(t, tc.file), nil, nil)
+		require.ErrorIs(t, err, ErrInvalidValue, tc.file)
+		var ce *Error
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, tc.key, ce.Key, tc.file)
+		require.Contains(t, err.Error(), tc.want, tc.file)
+	}
+	for _, env := range []string{"METASRV_MAX_TXN_OPS=1.5", "METASRV_MAX_TXN_OPS=1e3", "METASRV_PROCEDURE__MAX_METADATA_VALUE_SIZE=1500KB"} {
+		_, err := Load("", nil, []string{env})
+		require.ErrorIs(t, err, ErrInvalidValue, env)
+	}
+	// Integers and IEC sizes still load.
+	o, err := Load(writeFile(t, "max_txn_ops = 1_000\n[procedure]\nmax_metadata_value_size = \"1500KiB\"\n"), nil, []string{"METASRV_PROCEDURE__MAX_RETRY_TIMES=7"})
+	require.NoError(t, err)
+	require.Equal(t, 1000, o.MaxTxnOps)
+	require.Equal(t, 1500*KiB, o.Procedure.MaxMetadataValueSize)
+	require.Equal(t, 7, o.Procedure.MaxRetryTimes)
+}
+
+// backend_tls.mode takes libpq's sslmode spellings too, loaded as the
+// canonical value.
+func TestLoadBackendTLSModeLibpqSpellings(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"verify-full": TLSVerifyFull, "verify_full": TLSVerifyFull,
+		"verify-ca": TLSVerifyCA, "verify_ca": TLSVerifyCA,
+		"disable": TLSDisable, "allow": TLSAllow, "prefer": TLSPrefer, "require": TLSRequire,
+	}
+	for in, want := range tests {
+		o, err := Load(writeFile(t, "[backend_tls]\nmode = \""+in+"\"\nca_cert_path = \"/ca.crt\"\n"), nil, nil)
+		require.NoError(t, err, in)
+		require.Equal(t, want, o.BackendTLS.Mode, in)
+		require.NoError(t, o.Validate(), in)
+		o, err = Load("", nil, []string{"METASRV_BACKEND_TLS__MODE=" + in})
+		require.NoError(t, err, in)
+		require.Equal(t, want, o.BackendTLS.Mode, in)
+	}
+	o, err := Load(writeFile(t, "[backend_tls]\nmode = \"verify-fullest\"\n"), nil, nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, o.Validate(), `backend_tls.mode: unknown mode "verify-fullest"`)
+}

@@ -32,6 +32,8 @@ type Options struct {
 	StoreKeyPrefix string `koanf:"store_key_prefix"`
 	// MaxTxnOps caps the operations of one transaction.
 	MaxTxnOps int `koanf:"max_txn_ops"`
+	// MaxKeySize caps a key's size; with store_key_prefix at most 2692 bytes (PostgreSQL's B-tree limit).
+	MaxKeySize ByteSize `koanf:"max_key_size"`
 	// NodeMaxIdleTime is how long an idle node's in-memory entries are kept.
 	NodeMaxIdleTime time.Duration `koanf:"node_max_idle_time"`
 
@@ -95,14 +97,35 @@ type ServerTLSOptions struct {
 // Enabled reports whether TLS is configured.
 func (t ServerTLSOptions) Enabled() bool { return t.CertPath != "" }
 
-// TLS modes for the connection to PostgreSQL, with libpq's meaning.
+// TLS modes for the connection to PostgreSQL, with libpq's meaning. These are
+// the canonical spellings; libpq's (verify-ca, verify-full) are accepted too
+// and mapped to them (CanonicalTLSMode).
 const (
 	TLSDisable    = "disable"
+	TLSAllow      = "allow"
 	TLSPrefer     = "prefer"
 	TLSRequire    = "require"
 	TLSVerifyCA   = "verify_ca"
 	TLSVerifyFull = "verify_full"
 )
+
+// TLSModesHelp lists the accepted backend_tls.mode values for messages.
+const TLSModesHelp = "disable, allow, prefer, require, verify_ca or verify_full; libpq's verify-ca and verify-full are accepted too"
+
+// CanonicalTLSMode maps a backend_tls.mode, in this project's spelling or
+// libpq's sslmode spelling, to its canonical constant. "" (leave TLS to the
+// address's sslmode) is valid and stays "". ok is false for an unknown mode.
+func CanonicalTLSMode(mode string) (canonical string, ok bool) {
+	switch mode {
+	case "", TLSDisable, TLSAllow, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
+		return mode, true
+	case "verify-ca":
+		return TLSVerifyCA, true
+	case "verify-full":
+		return TLSVerifyFull, true
+	}
+	return mode, false
+}
 
 // BackendTLSOptions configure TLS to PostgreSQL. An empty Mode leaves TLS to
 // the store address (its sslmode), as libpq would.
@@ -148,6 +171,7 @@ func Default() Options {
 		MetaTableName:      "greptime_metakv",
 		MetaElectionLockID: 1,
 		MaxTxnOps:          128,
+		MaxKeySize:         2 * KiB,
 		NodeMaxIdleTime:    24 * time.Hour,
 		Procedure: ProcedureOptions{
 			MaxRetryTimes:        12,

@@ -40,9 +40,6 @@ func Render(o Options) ([]byte, error) {
 	return out, nil
 }
 
-// masked stands in for a secret in rendered configuration.
-const masked = "*****"
-
 // secretKeys are keys whose value is a credential as a whole: never shown.
 var secretKeys = map[string]struct{}{"http.admin_token": {}}
 

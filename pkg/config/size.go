@@ -19,24 +19,40 @@ const (
 	TiB          = 1024 * GiB
 )
 
-// sizeUnits are tried largest first when formatting. KB, MB... are accepted as
-// binary units too, because GreptimeDB's ReadableSize reads them that way and
-// its configuration files use both spellings.
+// sizeUnits are tried largest first when formatting. Unit names are
+// case-insensitive; only the 1024-based IEC names are accepted.
 var sizeUnits = []struct {
-	name    string
-	aliases []string
-	size    ByteSize
+	name string
+	size ByteSize
 }{
-	{"TiB", []string{"tib", "tb", "t"}, TiB},
-	{"GiB", []string{"gib", "gb", "g"}, GiB},
-	{"MiB", []string{"mib", "mb", "m"}, MiB},
-	{"KiB", []string{"kib", "kb", "k"}, KiB},
-	{"B", []string{"b", ""}, B},
+	{"TiB", TiB},
+	{"GiB", GiB},
+	{"MiB", MiB},
+	{"KiB", KiB},
+	{"B", B},
+}
+
+// ambiguousUnit recognises spellings that mean 1000-based units to some readers and
+// 1024-based ones to others (GreptimeDB's ReadableSize reads KB as KiB). They
+// are refused rather than guessed, naming the unit to write instead.
+func ambiguousUnit(unit string) (iec string, ok bool) {
+	switch unit {
+	case "k", "kb":
+		return "KiB", true
+	case "m", "mb":
+		return "MiB", true
+	case "g", "gb":
+		return "GiB", true
+	case "t", "tb":
+		return "TiB", true
+	}
+	return "", false
 }
 
 // ParseByteSize reads "1500KiB", "1.5MiB", "512B" or "1536000" (bytes).
-// Units are case-insensitive and binary (KB = KiB). The result must be a whole,
-// non-negative number of bytes.
+// Units are B, KiB, MiB, GiB and TiB (1024-based), case-insensitive; KB, MB...
+// are refused as ambiguous. The result must be a whole, non-negative number
+// of bytes.
 func ParseByteSize(s string) (ByteSize, error) {
 	t := strings.TrimSpace(s)
 	i := 0
@@ -49,14 +65,18 @@ func ParseByteSize(s string) (ByteSize, error) {
 	}
 	var mult ByteSize
 	for _, u := range sizeUnits {
-		for _, a := range u.aliases {
-			if unit == a {
-				mult = u.size
-			}
+		if unit == strings.ToLower(u.name) {
+			mult = u.size
 		}
 	}
+	if unit == "" {
+		mult = B
+	}
 	if mult == 0 {
-		return 0, fmt.Errorf("invalid size %q: unknown unit %q (expected B, KiB, MiB, GiB or TiB)", s, t[i:])
+		if iec, ok := ambiguousUnit(unit); ok {
+			return 0, fmt.Errorf("invalid size %q: unit %q is ambiguous (1000- or 1024-based?); use KiB/MiB/GiB/TiB (1024-based), e.g. %s%s", s, t[i:], num, iec)
+		}
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q (expected B, KiB, MiB, GiB or TiB, 1024-based)", s, t[i:])
 	}
 	if !strings.Contains(num, ".") {
 		n, err := strconv.ParseInt(num, 10, 64)

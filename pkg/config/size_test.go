@@ -17,7 +17,6 @@ func TestParseByteSize(t *testing.T) {
 		{"512B", 512},
 		{"1500KiB", 1500 * KiB},
 		{"1500kib", 1500 * KiB},
-		{"1500KB", 1500 * KiB},
 		{"1.5MiB", 1536 * KiB},
 		{"1.5 MiB", 1536 * KiB},
 		{"2GiB", 2 * GiB},
@@ -37,6 +36,25 @@ func TestParseByteSizeErrors(t *testing.T) {
 		_, err := ParseByteSize(in)
 		require.Error(t, err, in)
 	}
+}
+
+// KB, MB... mean 1000-based units to some and 1024-based ones to others; they
+// are refused with the 1024-based unit to write instead.
+func TestParseByteSizeRefusesAmbiguousUnits(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"1500KB", `invalid size "1500KB": unit "KB" is ambiguous (1000- or 1024-based?); use KiB/MiB/GiB/TiB (1024-based), e.g. 1500KiB`},
+		{"1.5MB", "e.g. 1.5MiB"},
+		{"2gb", "e.g. 2GiB"},
+		{"1T", "e.g. 1TiB"},
+		{"16k", "e.g. 16KiB"},
+	}
+	for _, tc := range tests {
+		_, err := ParseByteSize(tc.in)
+		require.ErrorContains(t, err, tc.want, tc.in)
+	}
+	_, err := ParseByteSize("12XB")
+	require.ErrorContains(t, err, "expected B, KiB, MiB, GiB or TiB, 1024-based")
 }
 
 func TestByteSizeString(t *testing.T) {

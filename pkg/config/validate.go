@@ -39,6 +39,10 @@ func validateStore(o Options) error {
 		if strings.TrimSpace(a) == "" {
 			return invalid("store_addrs", "entry %d is empty", i)
 		}
+		if _, err := ParseStoreAddr(a); err != nil {
+			// The message is the key with its index, never the address.
+			return &Error{Key: "store_addrs", kind: ErrInvalidValue, msg: fmt.Sprintf("store_addrs[%d]: %v", i, err)}
+		}
 	}
 	if err := ValidIdentifier(o.MetaTableName); err != nil {
 		return invalid("meta_table_name", "%v", err)
@@ -74,15 +78,16 @@ func ValidIdentifier(name string) error {
 	if len(name) > maxIdentifierLen {
 		return fmt.Errorf("identifier %q is %d bytes, more than PostgreSQL's %d", name, len(name), maxIdentifierLen)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	// Ranging over the string gives runes, so a non-ASCII character is
+	// named as written ('ü'), not as its first UTF-8 byte ('Ã').
+	for i, c := range name {
 		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
 		digit := c >= '0' && c <= '9'
 		switch {
 		case letter:
 		case (digit || c == '$') && i > 0:
 		default:
-			return fmt.Errorf("invalid identifier %q: character %q at byte %d (expected letters, digits, _ or $, not starting with a digit or $)", name, c, i)
+			return fmt.Errorf("invalid identifier %q: character %q at byte %d (expected ASCII letters, digits, _ or $, not starting with a digit or $)", name, c, i)
 		}
 	}
 	return nil
@@ -94,6 +99,7 @@ func validateLimits(o Options) error {
 		v   int64
 	}{
 		{"max_txn_ops", int64(o.MaxTxnOps)},
+		{"max_key_size", int64(o.MaxKeySize)},
 		{"node_max_idle_time", int64(o.NodeMaxIdleTime)},
 		{"procedure.max_retry_times", int64(o.Procedure.MaxRetryTimes)},
 		{"procedure.retry_delay", int64(o.Procedure.RetryDelay)},
@@ -104,6 +110,9 @@ func validateLimits(o Options) error {
 		if p.v <= 0 {
 			return invalid(p.key, "must be greater than 0, got %s", formatValue(o, p.key))
 		}
+	}
+	if n := int64(o.MaxKeySize) + int64(len(o.StoreKeyPrefix)); n > 2692 { // kv.MaxStoredKeySize
+		return invalid("max_key_size", "%s plus the %d bytes of store_key_prefix is %d bytes, over the 2692 bytes PostgreSQL's B-tree index always accepts", formatValue(o, "max_key_size"), len(o.StoreKeyPrefix), n)
 	}
 	return nil
 }
@@ -145,11 +154,11 @@ func checkHostPort(addr string, advertised bool) error {
 
 func validateTLS(o Options) error {
 	t := o.BackendTLS
-	switch t.Mode {
-	case "", TLSDisable, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
-	default:
-		return invalid("backend_tls.mode", "unknown mode %q (expected disable, prefer, require, verify_ca or verify_full)", t.Mode)
+	mode, ok := CanonicalTLSMode(t.Mode)
+	if !ok {
+		return invalid("backend_tls.mode", "unknown mode %q (expected %s)", t.Mode, TLSModesHelp)
 	}
+	t.Mode = mode
 	if (t.Mode == TLSVerifyCA || t.Mode == TLSVerifyFull) && t.CACertPath == "" {
 		return invalid("backend_tls.ca_cert_path", "is required when backend_tls.mode is %s", t.Mode)
 	}

@@ -39,7 +39,10 @@ func TestValidate(t *testing.T) {
 		{"http addr", func(o *Options) { o.HTTP.Addr = "nope" }, "http.addr", "not host:port"},
 		{"same addr", func(o *Options) { o.HTTP.Addr = o.GRPC.BindAddr }, "http.addr", "different ports"},
 		{"both port 0", func(o *Options) { o.HTTP.Addr = "127.0.0.1:0"; o.GRPC.BindAddr = "127.0.0.1:0" }, "", ""},
-		{"tls mode", func(o *Options) { o.BackendTLS.Mode = "verify-full" }, "backend_tls.mode", `unknown mode "verify-full"`},
+		{"tls mode", func(o *Options) { o.BackendTLS.Mode = "verify-fullest" }, "backend_tls.mode", `unknown mode "verify-fullest" (expected disable, allow, prefer, require, verify_ca or verify_full; libpq's verify-ca and verify-full are accepted too)`},
+		{"tls mode libpq spelling", func(o *Options) { o.BackendTLS = BackendTLSOptions{Mode: "verify-full", CACertPath: "/ca"} }, "", ""},
+		{"tls mode libpq spelling needs ca", func(o *Options) { o.BackendTLS.Mode = "verify-ca" }, "backend_tls.ca_cert_path", "required when backend_tls.mode is verify_ca"},
+		{"tls mode allow", func(o *Options) { o.BackendTLS.Mode = "allow" }, "", ""},
 		{"tls ca", func(o *Options) { o.BackendTLS.Mode = TLSVerifyCA }, "backend_tls.ca_cert_path", "required when backend_tls.mode is verify_ca"},
 		{"tls ca ok", func(o *Options) { o.BackendTLS = BackendTLSOptions{Mode: TLSVerifyFull, CACertPath: "/ca"} }, "", ""},
 		{"tls cert without key", func(o *Options) { o.BackendTLS.CertPath = "/c" }, "backend_tls.key_path", "required"},
@@ -112,4 +115,37 @@ func TestValidateMetaTableNameLeavesRoomForSuffixes(t *testing.T) {
 	err := o.Validate()
 	require.ErrorContains(t, err, "meta_table_name")
 	require.ErrorContains(t, err, "at most 43")
+}
+
+// A non-ASCII character is named as the character, not as its first byte.
+func TestValidIdentifierNamesRunes(t *testing.T) {
+	t.Parallel()
+	err := ValidIdentifier("ümlaut")
+	require.EqualError(t, err, `invalid identifier "ümlaut": character 'ü' at byte 0 (expected ASCII letters, digits, _ or $, not starting with a digit or $)`)
+	err = ValidIdentifier("meta€")
+	require.ErrorContains(t, err, `character '€' at byte 4`)
+	require.NotContains(t, err.Error(), "â")
+}
+
+// An unparsable store_addrs entry is refused by index, the address never shown.
+func TestValidateRefusesUnparsableStoreAddr(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{
+		"postgres:/u:secret@h/db",
+		"u:secret@h:5432/db",
+		"postgres://u:Pa@ss_Secret1@h:5432/db",
+		"postgres://u:secret@h:notaport/db",
+	} {
+		o := Default()
+		o.StoreAddrs = []string{"postgres://u@ok:5432/db", addr}
+		err := o.Validate()
+		require.ErrorIs(t, err, ErrInvalidValue, addr)
+		var ce *Error
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, "store_addrs", ce.Key)
+		require.True(t, strings.HasPrefix(err.Error(), "config: store_addrs[1]: not a valid PostgreSQL connection string ("), err.Error())
+		require.NotContains(t, err.Error(), "secret", addr)
+		require.NotContains(t, err.Error(), "Secret1", addr)
+		require.NotContains(t, err.Error(), "\n")
+	}
 }

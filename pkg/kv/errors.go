@@ -13,7 +13,9 @@ var (
 	ErrTooManyTxnOps = wrapSentinel(ErrInvalidArgument, "too many operations")
 	// ErrValueTooLarge: a value is larger than max_metadata_value_size.
 	ErrValueTooLarge = wrapSentinel(ErrInvalidArgument, "value too large")
-	// ErrInvalidRange: RangeEnd is not after Key.
+	// ErrKeyTooLarge: a key is larger than max_key_size.
+	ErrKeyTooLarge = wrapSentinel(ErrInvalidArgument, "key too large")
+	// ErrInvalidRange: RangeEnd sorts before Key (an inverted range).
 	ErrInvalidRange = wrapSentinel(ErrInvalidArgument, "invalid range")
 )
 

@@ -7,7 +7,12 @@
 //
 //   - RangeEnd empty: the single key Key.
 //   - RangeEnd == "\x00": every key >= Key (with Key "\x00" too: every key).
-//   - otherwise: keys in [Key, RangeEnd), compared bytewise.
+//   - otherwise: keys in [Key, RangeEnd), compared bytewise. RangeEnd == Key
+//     is the empty interval: it selects (and deletes) nothing, as in etcd. A
+//     RangeEnd sorting before Key is refused by WithLimits (ErrInvalidRange);
+//     a backend given one directly selects nothing.
+//
+// A Range's Limit of 0 or less is no limit (etcd treats a negative limit so).
 //
 // PrefixEnd(p) gives the RangeEnd that selects exactly the keys starting with p.
 package kv
@@ -54,7 +59,7 @@ type ResettableBackend interface {
 type RangeRequest struct {
 	Key      []byte
 	RangeEnd []byte
-	// Limit caps the number of returned pairs; 0 means no limit.
+	// Limit caps the number of returned pairs; 0 or less means no limit.
 	Limit int64
 	// KeysOnly leaves Value nil in the result.
 	KeysOnly bool

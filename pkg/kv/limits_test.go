@@ -76,7 +76,7 @@ func TestWithLimitsMessages(t *testing.T) {
 
 	_, err := b.Range(ctx, kv.RangeRequest{Key: []byte("b"), RangeEnd: []byte("a")})
 	require.ErrorIs(t, err, kv.ErrInvalidRange)
-	require.ErrorContains(t, err, `range_end "a" must sort after key "b"`)
+	require.ErrorContains(t, err, `range_end "a" sorts before key "b"`)
 
 	_, err = b.BatchPut(ctx, kv.BatchPutRequest{Kvs: []kv.KeyValue{{Key: []byte("ok"), Value: []byte("1")}, {Key: nil, Value: []byte("1")}}})
 	require.ErrorIs(t, err, kv.ErrEmptyKey)
@@ -105,4 +105,62 @@ func TestWithLimitsPassesValidRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"range", "put", "delete_range", "txn"}, rec.calls)
 	require.Equal(t, "recorder", b.Name())
+}
+
+func TestMaxKeySize(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	at := func(n int) []byte { return bytes.Repeat([]byte("k"), n) }
+
+	// Zero is the default, 2048 bytes: below what PostgreSQL's index takes
+	// with room left for store_key_prefix.
+	require.Equal(t, 2048, kv.DefaultMaxKeySize)
+	require.Less(t, kv.DefaultMaxKeySize, kv.MaxStoredKeySize)
+	for _, l := range []kv.Limits{{}, {MaxKeySize: -1}} {
+		b := kv.WithLimits(newRecorder(), l)
+		_, err := b.Put(ctx, kv.PutRequest{Key: at(kv.DefaultMaxKeySize)})
+		require.NoError(t, err)
+		_, err = b.Put(ctx, kv.PutRequest{Key: at(kv.DefaultMaxKeySize + 1)})
+		require.ErrorIs(t, err, kv.ErrKeyTooLarge)
+		require.ErrorIs(t, err, kv.ErrInvalidArgument)
+		require.ErrorContains(t, err, `key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"... is 2049 bytes, max_key_size is 2048 bytes`)
+	}
+
+	b := kv.WithLimits(newRecorder(), kv.Limits{MaxKeySize: 4})
+	_, err := b.BatchPut(ctx, kv.BatchPutRequest{Kvs: []kv.KeyValue{{Key: at(4)}, {Key: at(5)}}})
+	require.ErrorContains(t, err, `kvs[1].key "kkkkk" is 5 bytes, max_key_size is 4 bytes`)
+	err = kv.Limits{MaxKeySize: 4}.CheckTxn(kv.TxnRequest{Compare: []kv.Compare{kv.CompareExists(at(5))}})
+	require.ErrorIs(t, err, kv.ErrKeyTooLarge)
+	require.ErrorContains(t, err, "compare[0].key")
+	err = kv.Limits{MaxKeySize: 4}.CheckTxn(kv.TxnRequest{Failure: []kv.TxnOp{kv.OpGet(at(4)), kv.OpDelete(at(6))}})
+	require.ErrorContains(t, err, "failure[1].key")
+
+	// A key read or deleted by name is a key; the bounds of a scan are not.
+	_, err = b.Range(ctx, kv.RangeRequest{Key: at(5)})
+	require.ErrorIs(t, err, kv.ErrKeyTooLarge)
+	_, err = b.DeleteRange(ctx, kv.DeleteRangeRequest{Key: at(5)})
+	require.ErrorIs(t, err, kv.ErrKeyTooLarge)
+	_, err = b.Range(ctx, kv.RangeRequest{Key: at(5), RangeEnd: at(9)})
+	require.NoError(t, err)
+	_, err = b.DeleteRange(ctx, kv.DeleteRangeRequest{Key: at(5), RangeEnd: []byte{0}})
+	require.NoError(t, err)
+}
+
+// etcd's edge cases: [x, x) is empty, not an error; a negative limit is no
+// limit. Both reach the backend, which answers them.
+func TestWithLimitsPassesEtcdEdgeCases(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	rec := newRecorder()
+	b := kv.WithLimits(rec, kv.Limits{})
+	_, err := b.Range(ctx, kv.RangeRequest{Key: []byte("x"), RangeEnd: []byte("x")})
+	require.NoError(t, err)
+	_, err = b.DeleteRange(ctx, kv.DeleteRangeRequest{Key: []byte("x"), RangeEnd: []byte("x")})
+	require.NoError(t, err)
+	_, err = b.Range(ctx, kv.RangeRequest{Key: []byte("x"), RangeEnd: []byte{0}, Limit: -1})
+	require.NoError(t, err)
+	require.Equal(t, []string{"range", "delete_range", "range"}, rec.calls)
+
+	_, err = b.DeleteRange(ctx, kv.DeleteRangeRequest{Key: []byte("x\x00"), RangeEnd: []byte("x")})
+	require.ErrorIs(t, err, kv.ErrInvalidRange, "an inverted range stays an error")
 }

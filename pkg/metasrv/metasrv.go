@@ -76,8 +76,11 @@ type Metasrv struct {
 	// memory is the in-memory KV of the current term, replaced on every change.
 	memory atomic.Pointer[memkv.Store]
 
+	// stopped is set when shutdown begins; finished (under stopMu) once
+	// every goroutine Start started has ended.
 	started, stopped atomic.Bool
 	stopMu           sync.Mutex
+	finished         bool
 	watcherDone      chan struct{}
 	unsubscribe      func()
 	stopHint         context.CancelFunc
@@ -145,26 +148,40 @@ func (m *Metasrv) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops leader work, resigns and waits for every goroutine. A second
-// call logs a warning and returns nil. ctx bounds the wait.
+// Shutdown stops leader work, resigns and waits for every goroutine Start
+// started. ctx bounds the wait: when it ends first, Shutdown returns its
+// error with the stop under way (nothing new starts, the leader-hint watcher
+// has stopped), and a later call waits again for the rest. Once a call has
+// returned nil, further calls log a warning and return nil.
 func (m *Metasrv) Shutdown(ctx context.Context) error {
 	m.stopMu.Lock()
 	defer m.stopMu.Unlock()
-	if !m.started.Load() || !m.stopped.CompareAndSwap(false, true) {
+	if !m.started.Load() || m.finished {
 		m.logger.Warn("metasrv shutdown called again or before start")
 		return nil
 	}
-	// Stopping the elector resigns and ends the stream after its last
-	// StepDown, which makes the watcher stop the listeners and return.
-	m.elector.Stop()
+	if m.stopped.CompareAndSwap(false, true) {
+		// The hint watcher's look-ups run under its context: cancelling it
+		// ends one in flight too.
+		m.stopHint()
+		// Stopping the elector resigns and ends the stream after its last
+		// StepDown, which makes the watcher stop the listeners and return.
+		m.elector.Stop()
+	}
+	// Not bounded by ctx: with its context cancelled, the hint watcher ends
+	// as soon as its look-up returns, and it must not outlive this call.
+	<-m.hintDone
 	select {
 	case <-m.watcherDone:
-	case <-ctx.Done():
-		return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop: %w", ctx.Err())
+	default:
+		select {
+		case <-m.watcherDone:
+		case <-ctx.Done():
+			return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop (call Shutdown again to keep waiting): %w", ctx.Err())
+		}
 	}
 	m.unsubscribe()
-	m.stopHint()
-	<-m.hintDone
+	m.finished = true
 	m.logger.Info("metasrv stopped")
 	return nil
 }

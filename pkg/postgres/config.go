@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -77,11 +76,16 @@ func parse(o config.Options, applicationName string) (*pgx.ConnConfig, *pgxpool.
 		if strings.TrimSpace(addr) == "" {
 			return nil, nil, fmt.Errorf("store_addrs[%d] is empty: expected a PostgreSQL URL or key=value DSN", i)
 		}
+		// pgconn's parser, with the checks it lacks (an '@' of a password
+		// left in a host name); the error never shows the address.
+		if _, err := config.ParseStoreAddr(addr); err != nil {
+			return nil, nil, fmt.Errorf("store_addrs[%d]: %w", i, err)
+		}
 		// pgxpool's parser accepts and strips pool_* keys, which pgx's would
 		// send to the server as unknown settings.
 		pc, err := pgxpool.ParseConfig(addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("store_addrs[%d] %s: %w", i, config.SanitizeStoreAddr(addr), redact(err))
+			return nil, nil, fmt.Errorf("store_addrs[%d]: %w", i, config.AddrParseError(err))
 		}
 		if base == nil {
 			base, pool = pc.ConnConfig, pc
@@ -135,24 +139,4 @@ func hostsOf(c *pgx.ConnConfig) []hostPort {
 		add(hostPort{f.Host, f.Port})
 	}
 	return out
-}
-
-// redact rewrites a parse error so it cannot carry the password: pgx's
-// ParseConfigError keeps the raw address (ConnString, reachable through
-// errors.As) and a wrapped *url.Error quotes the whole URL. The address is
-// named by the caller through config.SanitizeStoreAddr instead.
-func redact(err error) error {
-	var pe *pgconn.ParseConfigError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	msg := pe.Error()
-	if i := strings.LastIndex(msg, "`: "); i >= 0 {
-		msg = msg[i+len("`: "):]
-	}
-	var ue *url.Error
-	if errors.As(pe.Unwrap(), &ue) {
-		msg = strings.ReplaceAll(msg, ue.Error(), ue.Err.Error())
-	}
-	return errors.New("cannot parse: " + msg)
 }

@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
@@ -89,7 +92,30 @@ func TestConnConfigErrorsHidePassword(t *testing.T) {
 		require.ErrorContains(t, err, "store_addrs[0]")
 		require.NotContains(t, err.Error(), "topsecret", addr)
 	}
-	_, err := ConnConfig(opts(), "")
+	// Forms PostgreSQL's parser refuses or misreads; none is echoed back.
+	for _, addr := range []string{
+		"postgres:/u:topsecret@h/db",
+		"u:topsecret@h:5432/db",
+		"postgres://u:Pa@ss_topsecret@h:5432/db", // '@' unencoded: pgconn would dial host "ss_topsecret@h"
+		"host=h password=Open topsecret dbname=m",
+	} {
+		_, err := ConnConfig(opts("postgres://u@ok/db", addr), "")
+		require.Error(t, err, addr)
+		require.True(t, strings.HasPrefix(err.Error(), "store_addrs[1]: not a valid PostgreSQL connection string ("), err.Error())
+		require.NotContains(t, err.Error(), "topsecret", addr)
+		var ae *config.AddrError
+		require.ErrorAs(t, err, &ae, "wrapped with %%w")
+		var pe *pgconn.ParseConfigError
+		require.False(t, errors.As(err, &pe), "pgconn's error keeps the raw address and is not wrapped")
+	}
+	_, err := ConnConfig(opts("postgres://u:Pa@ss_topsecret@h:5432/db"), "")
+	require.ErrorContains(t, err, `a host name contains "@"; in a URL, write an "@" of the user name or password as %40`)
+	cc, err := ConnConfig(opts("postgres://u:Pa%40ss_topsecret@h:5432/db"), "")
+	require.NoError(t, err)
+	require.Equal(t, "Pa@ss_topsecret", cc.Password)
+	require.Equal(t, "u@h:5432/db", Describe(cc.Config))
+
+	_, err = ConnConfig(opts(), "")
 	require.ErrorContains(t, err, "store_addrs is empty")
 	_, err = ConnConfig(opts("  "), "")
 	require.ErrorContains(t, err, "store_addrs[0] is empty")
@@ -175,8 +201,23 @@ func TestTLSModes(t *testing.T) {
 	require.Equal(t, "db2", v.serverNames[1], "each host is verified under its own name")
 	require.Len(t, v.first.Certificates, 1)
 
-	_, err = build(config.BackendTLSOptions{Mode: "verify-full"})
-	require.ErrorContains(t, err, `backend_tls.mode: unknown mode "verify-full"`)
+	v, err = build(config.BackendTLSOptions{Mode: config.TLSAllow})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:plain", "db1:tls", "db2:plain", "db2:tls"}, v.attempts, "allow: plain first, as libpq")
+
+	// libpq's spellings mean the same as ours.
+	v, err = build(config.BackendTLSOptions{Mode: "verify-full", CACertPath: caPath})
+	require.NoError(t, err)
+	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
+	require.False(t, v.first.InsecureSkipVerify)
+	require.Equal(t, "db1", v.first.ServerName)
+	v, err = build(config.BackendTLSOptions{Mode: "verify-ca", CACertPath: caPath})
+	require.NoError(t, err)
+	require.True(t, v.first.InsecureSkipVerify)
+	require.NotNil(t, v.first.VerifyConnection)
+
+	_, err = build(config.BackendTLSOptions{Mode: "verify-fullest"})
+	require.ErrorContains(t, err, `backend_tls.mode: unknown mode "verify-fullest"`)
 	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: filepath.Join(dir, "missing.crt")})
 	require.ErrorContains(t, err, "backend_tls.ca_cert_path")
 	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: keyPath})
@@ -200,4 +241,28 @@ func TestQuoting(t *testing.T) {
 	require.Equal(t, `"we""ird"`, QuoteIdent(`we"ird`))
 	require.Equal(t, `"s1"."t"`, QualifiedTable("s1", "t"))
 	require.Equal(t, `"t"`, QualifiedTable("", "t"))
+}
+
+// A password from PGPASSWORD or PGPASSFILE is used for the connection and
+// never appears in what is logged or returned as an error.
+func TestConnConfigPasswordFromEnvironment(t *testing.T) {
+	t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("PGPASSWORD", "EnvSecret9")
+	cc, err := ConnConfig(opts("postgres://u@db1:5432/meta", "postgres://u@db2:5432/meta"), "")
+	require.NoError(t, err)
+	require.Equal(t, "EnvSecret9", cc.Password)
+	require.Equal(t, "u@db1:5432,db2:5432/meta", Describe(cc.Config))
+
+	_, err = ConnConfig(opts("postgres://u@db1:5432/meta", "postgres://other@db2:5432/meta"), "")
+	require.ErrorContains(t, err, "user, password or database differ")
+	require.NotContains(t, err.Error(), "EnvSecret9")
+
+	t.Setenv("PGPASSWORD", "")
+	passfile := filepath.Join(t.TempDir(), "pgpass")
+	require.NoError(t, os.WriteFile(passfile, []byte("db1:5432:meta:u:FileSecret9\n"), 0o600))
+	t.Setenv("PGPASSFILE", passfile)
+	cc, err = ConnConfig(opts("postgres://u@db1:5432/meta"), "")
+	require.NoError(t, err)
+	require.Equal(t, "FileSecret9", cc.Password)
+	require.NotContains(t, Describe(cc.Config), "FileSecret9")
 }

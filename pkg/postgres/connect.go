@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmetasrv/metasrv/pkg/backoff"
+	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
 // Backoff bounds of Connect: the first retry comes quickly (PostgreSQL may be
@@ -96,21 +95,5 @@ func permanent(err error) bool {
 // Describe names a connection config for logs and errors without its
 // password: user@host:port[,host:port...]/database.
 func Describe(c pgconn.Config) string {
-	var hosts []string
-	seen := map[string]bool{}
-	add := func(h string, p uint16) {
-		hp := h
-		if !strings.HasPrefix(h, "/") {
-			hp = net.JoinHostPort(h, strconv.Itoa(int(p)))
-		}
-		if !seen[hp] {
-			seen[hp] = true
-			hosts = append(hosts, hp)
-		}
-	}
-	add(c.Host, c.Port)
-	for _, f := range c.Fallbacks {
-		add(f.Host, f.Port)
-	}
-	return c.User + "@" + strings.Join(hosts, ",") + "/" + c.Database
+	return config.DescribeStoreConfig(&c)
 }

@@ -18,13 +18,20 @@ import (
 // libpq's sslmode meaning:
 //
 //	disable      plain connections only
+//	allow        plain, falling back to TLS without verification
 //	prefer       TLS without verification, falling back to plain
 //	require      TLS without verification; with a CA file, the chain is verified (as libpq does)
 //	verify_ca    TLS, chain verified against the CA, host name not checked
 //	verify_full  TLS, chain and host name verified
 //
-// An empty mode keeps what each address's sslmode says.
+// libpq's spellings verify-ca and verify-full are accepted as verify_ca and
+// verify_full. An empty mode keeps what each address's sslmode says.
 func applyTLS(c *pgx.ConnConfig, t config.BackendTLSOptions) error {
+	mode, ok := config.CanonicalTLSMode(t.Mode)
+	if !ok {
+		return fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, config.TLSModesHelp)
+	}
+	t.Mode = mode
 	if t.Mode == "" {
 		if t.CACertPath != "" || t.CertPath != "" || t.KeyPath != "" {
 			return errors.New("backend_tls: certificate paths are set but backend_tls.mode is empty; set mode (require, verify_ca or verify_full) or remove the paths")
@@ -54,9 +61,9 @@ func baseTLS(t config.BackendTLSOptions) (*tls.Config, error) {
 	switch t.Mode {
 	case config.TLSDisable:
 		return nil, nil
-	case config.TLSPrefer, config.TLSRequire, config.TLSVerifyCA, config.TLSVerifyFull:
+	case config.TLSAllow, config.TLSPrefer, config.TLSRequire, config.TLSVerifyCA, config.TLSVerifyFull:
 	default:
-		return nil, fmt.Errorf("backend_tls.mode: unknown mode %q (expected disable, prefer, require, verify_ca or verify_full)", t.Mode)
+		return nil, fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, config.TLSModesHelp)
 	}
 	if t.CACertPath != "" {
 		pem, err := os.ReadFile(t.CACertPath)
@@ -80,8 +87,8 @@ func baseTLS(t config.BackendTLSOptions) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	verifyChain := t.Mode == config.TLSVerifyCA ||
-		// libpq: with a root certificate, require (and prefer) verify the chain.
-		(t.Mode == config.TLSRequire || t.Mode == config.TLSPrefer) && t.CACertPath != ""
+		// libpq: with a root certificate, require (and prefer, allow) verify the chain.
+		(t.Mode == config.TLSRequire || t.Mode == config.TLSPrefer || t.Mode == config.TLSAllow) && t.CACertPath != ""
 	switch {
 	case t.Mode == config.TLSVerifyFull:
 		// Go's default verification: chain against RootCAs (system pool if
@@ -125,8 +132,11 @@ func tlsVariants(mode string, base *tls.Config, host string) []*tls.Config {
 	}
 	tc := base.Clone()
 	tc.ServerName = host
-	if mode == config.TLSPrefer {
+	switch mode {
+	case config.TLSPrefer:
 		return []*tls.Config{tc, nil}
+	case config.TLSAllow:
+		return []*tls.Config{nil, tc}
 	}
 	return []*tls.Config{tc}
 }

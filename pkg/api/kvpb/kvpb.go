@@ -5,8 +5,9 @@
 // Decoding a request validates what only the protobuf form can get wrong: nil
 // messages and enum values that name nothing. Errors wrap
 // kv.ErrInvalidArgument and name the field. Key and limit checks (empty keys,
-// inverted ranges, max_txn_ops, max_metadata_value_size) stay with
-// kv.WithLimits, which wraps every backend the server uses.
+// inverted ranges, max_key_size, max_txn_ops, max_metadata_value_size) stay
+// with kv.WithLimits, which wraps every backend the server uses. A negative
+// Range limit passes through: it means no limit, as in etcd.
 package kvpb
 
 import (

@@ -1,6 +1,7 @@
 package kvpb_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -68,6 +69,17 @@ func TestRequestRoundTrips(t *testing.T) {
 	require.Nil(t, kvpb.PutResponseFromPB(kvpb.PutResponseToPB(kv.PutResponse{})).PrevKv)
 }
 
+// A negative limit is no limit (etcd, GreptimeDB): it decodes as it is, and
+// so does the largest one.
+func TestRangeLimitPassesThrough(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int64{-1, math.MinInt64, math.MaxInt64} {
+		got, _, err := kvpb.RangeRequestFromPB(&metasrvv1.RangeRequest{Key: []byte("k"), RangeEnd: []byte{0}, Limit: limit})
+		require.NoError(t, err, "limit %d", limit)
+		require.Equal(t, limit, got.Limit)
+	}
+}
+
 func TestDecodeRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -115,10 +127,6 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 			_, _, err := kvpb.RangeRequestFromPB(&metasrvv1.RangeRequest{Key: []byte("k"), Consistency: 7})
 			return err
 		}, "consistency: unknown value 7"},
-		{"negative limit", func() error {
-			_, _, err := kvpb.RangeRequestFromPB(&metasrvv1.RangeRequest{Key: []byte("k"), Limit: -1})
-			return err
-		}, "limit must be >= 0, got -1"},
 		{"nil batch put pair", func() error {
 			_, err := kvpb.BatchPutRequestFromPB(&metasrvv1.BatchPutRequest{Kvs: []*metasrvv1.KeyValue{{Key: []byte("a")}, nil}})
 			return err

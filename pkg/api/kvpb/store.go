@@ -14,9 +14,7 @@ func RangeRequestFromPB(r *metasrvv1.RangeRequest) (req kv.RangeRequest, seriali
 	if serializable, err = Serializable(r.GetConsistency()); err != nil {
 		return kv.RangeRequest{}, false, err
 	}
-	if r.GetLimit() < 0 {
-		return kv.RangeRequest{}, false, invalid("limit must be >= 0, got %d", r.GetLimit())
-	}
+	// A negative limit is no limit, as in etcd: kv.RangeRequest reads it so.
 	return kv.RangeRequest{Key: r.GetKey(), RangeEnd: r.GetRangeEnd(), Limit: r.GetLimit(), KeysOnly: r.GetKeysOnly()}, serializable, nil
 }
 

@@ -17,15 +17,19 @@ import (
 )
 
 // The limits the suite wraps backends with (kv.WithLimits) for its limit
-// cases; small so the cases stay cheap on a real database.
+// cases; small so the cases stay cheap on a real database, except
+// MaxKeySize, which is the real default so that every backend proves it
+// stores keys that long.
 const (
 	MaxTxnOps    = 8
 	MaxValueSize = 1024
+	MaxKeySize   = kv.DefaultMaxKeySize
 )
 
-// Limits returns the kv.Limits built from MaxTxnOps and MaxValueSize.
+// Limits returns the kv.Limits built from MaxTxnOps, MaxValueSize and
+// MaxKeySize.
 func Limits() kv.Limits {
-	return kv.Limits{MaxTxnOps: MaxTxnOps, MaxValueSize: MaxValueSize}
+	return kv.Limits{MaxTxnOps: MaxTxnOps, MaxValueSize: MaxValueSize, MaxKeySize: MaxKeySize}
 }
 
 // Run runs every conformance case as a parallel subtest, each against its own
@@ -39,6 +43,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) kv.Backend) {
 		cases []testCase
 	}{
 		{"Range", rangeCases()},
+		{"RangeEdges", edgeCases()},
 		{"Put", putCases()},
 		{"Batch", batchCases()},
 		{"DeleteRange", deleteRangeCases()},

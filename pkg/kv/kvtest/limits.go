@@ -13,9 +13,9 @@ func limitCases() []testCase {
 	return []testCase{
 		{"TooManyTxnOps", testLimitTxnOps},
 		{"ValueTooLarge", testLimitValueSize},
+		{"KeyTooLarge", testLimitKeySize},
 		{"EmptyKey", testLimitEmptyKey},
 		{"InvalidRange", testLimitInvalidRange},
-		{"NegativeLimit", testLimitNegative},
 	}
 }
 
@@ -162,22 +162,5 @@ func testLimitEmptyKey(t *testing.T, raw kv.Backend) {
 }
 
 func testLimitInvalidRange(t *testing.T, raw kv.Backend) {
-	ctx := t.Context()
-	b := kv.WithLimits(raw, Limits())
-	seed(t, b, "a", "b", "c")
-	before := dump(t, b)
-	for _, r := range []struct{ key, end string }{{"b", "a"}, {"b", "b"}, {"b\x00", "b"}} {
-		_, err := b.Range(ctx, kv.RangeRequest{Key: []byte(r.key), RangeEnd: []byte(r.end)})
-		refused(t, b, err, kv.ErrInvalidRange, before, "range ["+r.key+", "+r.end+")")
-		_, err = b.DeleteRange(ctx, kv.DeleteRangeRequest{Key: []byte(r.key), RangeEnd: []byte(r.end), PrevKv: true})
-		refused(t, b, err, kv.ErrInvalidRange, before, "delete range ["+r.key+", "+r.end+")")
-	}
-}
-
-func testLimitNegative(t *testing.T, raw kv.Backend) {
-	b := kv.WithLimits(raw, Limits())
-	_, err := b.Range(t.Context(), kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}, Limit: -1})
-	require.ErrorIs(t, err, kv.ErrInvalidArgument)
-	require.Contains(t, err.Error(), "limit", "the error names the field")
-	require.NotErrorIs(t, err, kv.ErrEmptyKey)
+	testEdgeInvertedRange(t, raw)
 }

@@ -2,6 +2,7 @@ package pgkv
 
 import (
 	"context"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,7 +19,7 @@ func (s *Store) Range(ctx context.Context, req kv.RangeRequest) (kv.RangeRespons
 		if err != nil {
 			return err
 		}
-		resp.Kvs, err = collect(rows, req.KeysOnly, int(min(req.Limit+1, 1024)))
+		resp.Kvs, err = collect(rows, req.KeysOnly, sizeHint(req.Limit))
 		return err
 	})
 	if err != nil {
@@ -30,11 +31,23 @@ func (s *Store) Range(ctx context.Context, req kv.RangeRequest) (kv.RangeRespons
 	return resp, nil
 }
 
+// sizeHint is the number of rows to make room for: the limit (plus the one
+// that tells whether it cut), at most 1024; a Limit of 0 or less (no limit)
+// gives no hint.
+func sizeHint(limit int64) int {
+	if limit <= 0 {
+		return 0
+	}
+	return int(min(limit, 1023) + 1)
+}
+
 // rangeQuery picks the statement for the shape of the range. A limited scan
-// asks for one row more than the limit, to learn whether the limit cut it.
+// asks for one row more than the limit, to learn whether the limit cut it. A
+// Limit of 0 or less is no limit (NULL: LIMIT ALL), and so is math.MaxInt64,
+// whose one row more would overflow: no table holds that many rows.
 func (s *Store) rangeQuery(req kv.RangeRequest) (string, []any) {
 	var limit *int64
-	if req.Limit > 0 {
+	if req.Limit > 0 && req.Limit < math.MaxInt64 {
 		n := req.Limit + 1
 		limit = &n
 	}

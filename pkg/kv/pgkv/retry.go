@@ -87,6 +87,12 @@ func judge(ctx context.Context, op string, kind opKind, err error) (retry bool, 
 	case statementFailed && (pgErr.Code == "40001" || pgErr.Code == "40P01"):
 		// Serialisation failure or deadlock: the transaction was rolled back.
 		return true, nil
+	case statementFailed && pgErr.Code == "54000":
+		// program_limit_exceeded: the request is over one of PostgreSQL's own
+		// limits, a key too long for the B-tree index above all (kv.WithLimits
+		// keeps keys within max_key_size, below it). Retrying cannot help.
+		return false, fmt.Errorf("pgkv: %s: %w: the request is over a PostgreSQL limit, most likely a key longer than the %d bytes (store_key_prefix included) its B-tree index accepts; keep keys within max_key_size: %w",
+			op, kv.ErrInvalidArgument, kv.MaxStoredKeySize, err)
 	case statementFailed && transientClass(pgErr.Code):
 		return false, fmt.Errorf("pgkv: %s: %w: %w", op, kv.ErrUnavailable, err)
 	case statementFailed, errors.Is(err, pgx.ErrTxCommitRollback):

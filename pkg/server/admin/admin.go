@@ -100,7 +100,14 @@ type Deps struct {
 	// RequestTimeout bounds the work of one request (a store read or write);
 	// zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Ready, optional, answers GET /admin/ready: nil when the node can
+	// serve, else an error saying why not (it is shown to any caller: no
+	// internal host names). Nil means "ready when a leader is known".
+	Ready func(ctx context.Context) error
 }
+
+// errNoLeaderKnown is the default readiness failure.
+var errNoLeaderKnown = errors.New("no leader is known: an election is under way, or PostgreSQL is unreachable")
 
 type handlers struct {
 	log     *slog.Logger
@@ -111,6 +118,8 @@ type handlers struct {
 	auth    Auth
 	maxBody int64
 	timeout time.Duration
+	// readiness answers GET /admin/ready.
+	readiness func(ctx context.Context) error
 }
 
 type route struct {
@@ -119,8 +128,9 @@ type route struct {
 	handler http.HandlerFunc
 }
 
-// Register adds the admin endpoints and /metrics to mux. GET /admin/health
-// is the server's own (package server) and is not registered here.
+// Register adds the admin endpoints, GET /admin/ready and /metrics to mux.
+// GET /admin/health is the server's own (package server) and is not
+// registered here; its wrong methods are.
 func Register(mux *http.ServeMux, d Deps) error {
 	if d.Logger == nil || d.Cluster == nil || d.Store == nil || d.Procedures == nil || d.RenderConfig == nil || d.Metrics == nil {
 		return errors.New("admin: Logger, Cluster, Store, Procedures, RenderConfig and Metrics are required")
@@ -134,6 +144,10 @@ func Register(mux *http.ServeMux, d Deps) error {
 		auth:    d.Auth,
 		maxBody: d.MaxBodySize,
 		timeout: d.RequestTimeout,
+	}
+	h.readiness = d.Ready
+	if h.readiness == nil {
+		h.readiness = h.leaderKnown
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodySize
@@ -160,6 +174,7 @@ func Register(mux *http.ServeMux, d Deps) error {
 		{http.MethodPost, "/admin/procedure-manager/pause", h.pauseProcedures(true)},
 		{http.MethodPost, "/admin/procedure-manager/resume", h.pauseProcedures(false)},
 		{http.MethodGet, "/admin/config", h.config},
+		{http.MethodGet, "/admin/ready", h.ready},
 		{http.MethodGet, "/metrics", metrics.ServeHTTP},
 	}
 	allowed := map[string][]string{}
@@ -178,16 +193,16 @@ func Register(mux *http.ServeMux, d Deps) error {
 			allowed[rt.path] = append(allowed[rt.path], http.MethodHead)
 		}
 	}
+	// GET /admin/health is the server's own (package server); its wrong
+	// methods are answered here, in JSON like every other path's.
+	paths = append(paths, "/admin/health")
+	allowed["/admin/health"] = []string{http.MethodGet, http.MethodHead}
 	// The method-less pattern is less specific than the ones above, so it
 	// only sees the wrong methods; it answers them in JSON like every error.
 	for _, p := range paths {
 		methods := allowed[p]
 		slices.Sort(methods)
-		allow := strings.Join(methods, ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, p, allow))
-		})
+		mux.HandleFunc(p, methodNotAllowed(p, strings.Join(methods, ", ")))
 	}
 	return nil
 }

@@ -43,6 +43,38 @@ func (e *ResponseTooLargeError) Error() string {
 
 func (e *ResponseTooLargeError) Unwrap() error { return kv.ErrOutcomeUnknown }
 
+// ReadTooLargeError is a read whose answer is over the server's max send
+// size. Nothing changed, so it is refused outright, with RESOURCE_EXHAUSTED
+// (the code gRPC itself would give) and a message naming both sizes and how
+// to ask for less.
+type ReadTooLargeError struct {
+	// What names the read, e.g. "range".
+	What string
+	// Size is the marshalled answer and Limit the max send size, in bytes.
+	Size, Limit int
+	// Hint says how to ask for less.
+	Hint string
+}
+
+func (e *ReadTooLargeError) Error() string {
+	return fmt.Sprintf("%s answer of %d bytes is over grpc.max_send_message_size (%d bytes): %s", e.What, e.Size, e.Limit, e.Hint)
+}
+
+// sqlStateProgramLimitExceeded is PostgreSQL's program_limit_exceeded (class
+// 54), e.g. an index row over the B-tree maximum: the request is too large
+// for PostgreSQL, never a transient failure.
+const sqlStateProgramLimitExceeded = "54000"
+
+// sqlState is the SQLSTATE of a PostgreSQL error in err's chain (pgconn's
+// PgError has this method), "" when there is none.
+func sqlState(err error) string {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState()
+	}
+	return ""
+}
+
 // Status maps err to the status the client sees. It returns nil for a nil
 // error and passes a gRPC status error through unchanged. The second result
 // says whether the error is the server's own fault (INTERNAL, or a lost
@@ -57,6 +89,7 @@ func Status(err error) (st *status.Status, serverFault bool) {
 	}
 	var notLeader *NotLeaderError
 	var tooLarge *ResponseTooLargeError
+	var readTooLarge *ReadTooLargeError
 	switch {
 	case errors.As(err, &notLeader):
 		md := map[string]string{}
@@ -82,10 +115,18 @@ func Status(err error) (st *status.Status, serverFault bool) {
 		return withInfo(codes.Unknown,
 			"the storage backend lost the result of the write: it may or may not have been applied; read the keys before retrying",
 			metasrvv1.ReasonOutcomeUnknown, nil), true
+	case errors.As(err, &readTooLarge):
+		return status.New(codes.ResourceExhausted, readTooLarge.Error()), false
 	case errors.Is(err, kv.ErrInvalidArgument):
 		// These messages are built from the request (key, limit, field) and
 		// say what was expected, so they are what the caller needs.
 		return status.New(codes.InvalidArgument, err.Error()), false
+	case sqlState(err) == sqlStateProgramLimitExceeded:
+		// A backstop: pgkv reports this as kv.ErrInvalidArgument already, and
+		// kv.WithLimits keeps keys below the B-tree limit. Reaching here means
+		// a path skipped both, which the log should show.
+		return status.New(codes.InvalidArgument,
+			"the request is over a PostgreSQL limit (SQLSTATE 54000 program_limit_exceeded), most likely a key longer than its index accepts; keep keys within max_key_size"), true
 	case errors.Is(err, kv.ErrUnavailable), errors.Is(err, election.ErrUnavailable):
 		// The cause may name internal hosts; it goes to the log only.
 		return withInfo(codes.Unavailable, "the storage backend is unavailable; the request was not applied",
@@ -114,13 +155,15 @@ func withInfo(code codes.Code, msg, reason string, md map[string]string) *status
 }
 
 // Error maps err to a gRPC status error, logging it when it is the server's
-// fault. method names the call in the log.
+// fault. method names the call in the log. A call whose caller has gone
+// (its context ended) is not the server's fault whatever it failed with: it
+// is logged at debug.
 func Error(ctx context.Context, logger *slog.Logger, method string, err error) error {
 	st, fault := Status(err)
 	if st == nil {
 		return nil
 	}
-	if fault {
+	if fault && ctx.Err() == nil {
 		logger.ErrorContext(ctx, "request failed", "method", method, "code", st.Code().String(), "err", err)
 	} else if logger.Enabled(ctx, slog.LevelDebug) {
 		logger.DebugContext(ctx, "request refused", "method", method, "code", st.Code().String(), "err", err)

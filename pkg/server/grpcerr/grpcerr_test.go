@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +22,7 @@ import (
 
 func TestStatusMapping(t *testing.T) {
 	t.Parallel()
+	pgLimit := &pgconn.PgError{Severity: "ERROR", Code: "54000", Message: `index row size 3016 exceeds btree version 4 maximum 2704 for index "secret_pkey"`}
 	cases := []struct {
 		name    string
 		err     error
@@ -43,6 +45,11 @@ func TestStatusMapping(t *testing.T) {
 		{"not leader", fmt.Errorf("route: %w", &grpcerr.NotLeaderError{Leader: "10.0.0.2:3002"}), codes.Unavailable, metasrvv1.ReasonNotLeader, "the leader is 10.0.0.2:3002", "", false},
 		{"fenced", fmt.Errorf("put: %w", &election.FencedError{Expected: 3, Actual: 4}), codes.Unavailable, metasrvv1.ReasonFenced, "not applied", "", false},
 		{"no leader", election.ErrNoLeader, codes.Unavailable, metasrvv1.ReasonNoLeader, "no leader", "", false},
+		{"key too large", fmt.Errorf("put: %w", fmt.Errorf("%w: key \"kkk\"... is 3000 bytes, max_key_size is 2048 bytes", kv.ErrKeyTooLarge)), codes.InvalidArgument, "", "max_key_size is 2048 bytes", "", false},
+		{"pgkv over a PostgreSQL limit", fmt.Errorf("pgkv: put: %w: over a PostgreSQL limit: %w", kv.ErrInvalidArgument, pgLimit), codes.InvalidArgument, "", "index row size 3016 exceeds btree version 4 maximum 2704", "", false},
+		{"raw PostgreSQL limit error", fmt.Errorf("some store: %w", pgLimit), codes.InvalidArgument, "", "max_key_size", "secret_pkey", true},
+		{"range answer too large", fmt.Errorf("range: %w", &grpcerr.ReadTooLargeError{What: "range", Size: 9000, Limit: 8192, Hint: "ask with a limit"}), codes.ResourceExhausted, "", "range answer of 9000 bytes is over grpc.max_send_message_size (8192 bytes): ask with a limit", "", false},
+		{"other PostgreSQL error", fmt.Errorf("some store: %w", &pgconn.PgError{Severity: "ERROR", Code: "42P01", Message: "relation secret does not exist"}), codes.Internal, "", "internal error", "secret", true},
 		{"internal", errors.New("pgx: secret table layout xyz"), codes.Internal, "", "internal error", "xyz", true},
 		{"status passes through", status.Error(codes.NotFound, "procedure p1 not found"), codes.NotFound, "", "procedure p1 not found", "", false},
 	}
@@ -120,3 +127,19 @@ func TestStreamInterceptorRecovers(t *testing.T) {
 type fakeStream struct{ grpc.ServerStream }
 
 func (fakeStream) Context() context.Context { return context.Background() }
+
+// A caller that left is not a server fault: nothing is logged at error.
+func TestCallerDepartureIsNotLoggedAsError(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := grpcerr.Error(ctx, logger, "/metasrv.v1.Store/Range", fmt.Errorf("read: %w", context.Canceled))
+	require.Error(t, err)
+	require.Empty(t, logs.String(), "a departed caller's failure is logged at debug only")
+
+	err = grpcerr.Error(context.Background(), logger, "/metasrv.v1.Store/Range", errors.New("disk on fire"))
+	require.Error(t, err)
+	require.Contains(t, logs.String(), "request failed")
+}

@@ -41,8 +41,18 @@ func NewGRPC(reg prometheus.Registerer) (*GRPC, error) {
 	return m, nil
 }
 
-func (m *GRPC) observe(method string, start time.Time, err error) {
-	code := status.Code(err).String()
+// observe records a finished call. A call that failed after its caller
+// cancelled it or let its deadline pass is counted as Canceled or
+// DeadlineExceeded, whatever code the handler's error was mapped to (a
+// backend call cut by the context often maps to Unavailable): the caller's
+// departure is not a server failure, and must not look like one on a
+// dashboard.
+func (m *GRPC) observe(ctx context.Context, method string, start time.Time, err error) {
+	c := status.Code(err)
+	if err != nil && ctx.Err() != nil {
+		c = status.FromContextError(ctx.Err()).Code()
+	}
+	code := c.String()
 	m.requests.WithLabelValues(method, code).Inc()
 	m.duration.WithLabelValues(method, code).Observe(time.Since(start).Seconds())
 }
@@ -52,7 +62,7 @@ func (m *GRPC) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		m.observe(info.FullMethod, start, err)
+		m.observe(ctx, info.FullMethod, start, err)
 		return resp, err
 	}
 }
@@ -62,7 +72,7 @@ func (m *GRPC) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		m.observe(info.FullMethod, start, err)
+		m.observe(ss.Context(), info.FullMethod, start, err)
 		return err
 	}
 }

@@ -218,3 +218,48 @@ func withPrefix(m map[string]float64, prefix string) map[string]float64 {
 	}
 	return out
 }
+
+// A call whose caller went away is counted as Canceled (or
+// DeadlineExceeded), whatever code the error mapping gave the handler's
+// error: the caller's departure is not a server failure.
+func TestGRPCCallerDepartureIsNotUnavailable(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewGRPC(reg)
+	require.NoError(t, err)
+	unavailable := func(context.Context, any) (any, error) {
+		return nil, status.Error(codes.Unavailable, "backend unavailable: context canceled")
+	}
+	const method = "/metasrv.v1.Store/Range"
+	info := &grpc.UnaryServerInfo{FullMethod: method}
+
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = m.UnaryServerInterceptor()(canceled, nil, info, unavailable)
+	require.Equal(t, codes.Unavailable, status.Code(err), "the error itself is passed on unchanged")
+
+	expired, cancelExpired := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	_, _ = m.UnaryServerInterceptor()(expired, nil, info, unavailable)
+
+	stream := &grpc.StreamServerInfo{FullMethod: "/metasrv.v1.Heartbeat/Stream"}
+	_ = m.StreamServerInterceptor()(nil, fakeStream{ctx: canceled}, stream, func(any, grpc.ServerStream) error {
+		return status.Error(codes.Unavailable, "gone")
+	})
+
+	// A live caller's Unavailable is still one.
+	_, _ = m.UnaryServerInterceptor()(t.Context(), nil, info, unavailable)
+
+	got := gather(t, reg)
+	require.Equal(t, 1.0, got[`metasrv_grpc_requests_total{code="Canceled",method="`+method+`"}`])
+	require.Equal(t, 1.0, got[`metasrv_grpc_requests_total{code="DeadlineExceeded",method="`+method+`"}`])
+	require.Equal(t, 1.0, got[`metasrv_grpc_requests_total{code="Unavailable",method="`+method+`"}`])
+	require.Equal(t, 1.0, got[`metasrv_grpc_requests_total{code="Canceled",method="/metasrv.v1.Heartbeat/Stream"}`])
+}
+
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s fakeStream) Context() context.Context { return s.ctx }

@@ -5,6 +5,7 @@ package storesvc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc"
@@ -112,6 +113,14 @@ func (s *Service) Range(ctx context.Context, in *metasrvv1.RangeRequest) (*metas
 	}
 	out := kvpb.RangeResponseToPB(resp)
 	out.Header = s.header()
+	// gRPC would refuse to send it with a bare RESOURCE_EXHAUSTED; say why
+	// and what to do instead.
+	if s.maxResponse > 0 {
+		if n := proto.Size(out); n > s.maxResponse {
+			return nil, s.fail(ctx, method, &grpcerr.ReadTooLargeError{What: "range", Size: n, Limit: s.maxResponse,
+				Hint: fmt.Sprintf("ask with a limit (%d pairs were selected), and page on from the last key + \"\\x00\" while more is set", len(resp.Kvs))})
+		}
+	}
 	return out, nil
 }
 
@@ -142,7 +151,7 @@ func write[Req any, Resp any, PBResp proto.Message](ctx context.Context, s *Serv
 	decode func() (Req, error),
 	size func(context.Context, kv.Backend, Req, int) error,
 	apply func(kv.Backend, context.Context, Req) (Resp, error),
-	encode func(Resp) PBResp,
+	encode func(Resp, *metasrvv1.ResponseHeader) PBResp,
 ) (PBResp, error) {
 	var zero PBResp
 	req, err := decode()
@@ -153,6 +162,9 @@ func write[Req any, Resp any, PBResp proto.Message](ctx context.Context, s *Serv
 	if err != nil {
 		return zero, s.fail(ctx, method, err)
 	}
+	// The header names the term the write was admitted in: taken after the
+	// apply, a write acknowledged while the leader resigns would carry 0.
+	hdr := s.header()
 	if s.maxResponse > 0 && size != nil {
 		if err := size(ctx, b, req, s.maxResponse-responseHeadroom); err != nil {
 			return zero, s.fail(ctx, method, err)
@@ -162,7 +174,7 @@ func write[Req any, Resp any, PBResp proto.Message](ctx context.Context, s *Serv
 	if err != nil {
 		return zero, s.fail(ctx, method, err)
 	}
-	out := encode(resp)
+	out := encode(resp, hdr)
 	// From here on the write is applied: an error must not read as "not
 	// applied", and gRPC's own refusal to send (RESOURCE_EXHAUSTED) would.
 	if s.maxResponse > 0 {
@@ -183,9 +195,9 @@ func (s *Service) Put(ctx context.Context, in *metasrvv1.PutRequest) (*metasrvv1
 			return checkKeys(ctx, b, "put with prev_kv", [][]byte{r.Key}, budget, "put without prev_kv")
 		},
 		kv.Backend.Put,
-		func(r kv.PutResponse) *metasrvv1.PutResponse {
+		func(r kv.PutResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.PutResponse {
 			out := kvpb.PutResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }
@@ -204,9 +216,9 @@ func (s *Service) BatchPut(ctx context.Context, in *metasrvv1.BatchPutRequest) (
 			return checkKeys(ctx, b, "batch put with prev_kv", keys, budget, "put without prev_kv, or fewer keys per batch")
 		},
 		kv.Backend.BatchPut,
-		func(r kv.BatchPutResponse) *metasrvv1.BatchPutResponse {
+		func(r kv.BatchPutResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.BatchPutResponse {
 			out := kvpb.BatchPutResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }
@@ -221,9 +233,9 @@ func (s *Service) BatchDelete(ctx context.Context, in *metasrvv1.BatchDeleteRequ
 			return checkKeys(ctx, b, "batch delete with prev_kv", r.Keys, budget, "delete without prev_kv, or fewer keys per batch")
 		},
 		kv.Backend.BatchDelete,
-		func(r kv.BatchDeleteResponse) *metasrvv1.BatchDeleteResponse {
+		func(r kv.BatchDeleteResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.BatchDeleteResponse {
 			out := kvpb.BatchDeleteResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }
@@ -238,9 +250,9 @@ func (s *Service) DeleteRange(ctx context.Context, in *metasrvv1.DeleteRangeRequ
 			return checkRange(ctx, b, r.Key, r.RangeEnd, budget)
 		},
 		kv.Backend.DeleteRange,
-		func(r kv.DeleteRangeResponse) *metasrvv1.DeleteRangeResponse {
+		func(r kv.DeleteRangeResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.DeleteRangeResponse {
 			out := kvpb.DeleteRangeResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }
@@ -253,9 +265,9 @@ func (s *Service) CompareAndPut(ctx context.Context, in *metasrvv1.CompareAndPut
 			return checkKeys(ctx, b, "compare-and-put", [][]byte{r.Key}, budget, "the pair stored under this key is too large to return; replace it with Put")
 		},
 		kv.Backend.CompareAndPut,
-		func(r kv.CompareAndPutResponse) *metasrvv1.CompareAndPutResponse {
+		func(r kv.CompareAndPutResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.CompareAndPutResponse {
 			out := kvpb.CompareAndPutResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }
@@ -267,9 +279,9 @@ func (s *Service) Txn(ctx context.Context, in *metasrvv1.TxnRequest) (*metasrvv1
 		func() (kv.TxnRequest, error) { return kvpb.TxnRequestFromPB(in) },
 		checkTxn,
 		kv.Backend.Txn,
-		func(r kv.TxnResponse) *metasrvv1.TxnResponse {
+		func(r kv.TxnResponse, hdr *metasrvv1.ResponseHeader) *metasrvv1.TxnResponse {
 			out := kvpb.TxnResponseToPB(r)
-			out.Header = s.header()
+			out.Header = hdr
 			return out
 		})
 }

@@ -240,3 +240,39 @@ func TestBadInputIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, got)
 }
+
+// resigning is a leader that steps down while its write is being applied:
+// its header says term 0 from then on.
+type resigning struct {
+	router
+	term atomic.Int64
+}
+
+func (r *resigning) HeaderInfo() rpcheader.Info {
+	return rpcheader.Info{NodeAddr: "self:1", LeaderAddr: r.leaderAddr, Term: r.term.Load()}
+}
+
+type resignOnPut struct {
+	kv.Backend
+	r *resigning
+}
+
+func (b resignOnPut) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {
+	resp, err := b.Backend.Put(ctx, req)
+	b.r.term.Store(0)
+	return resp, err
+}
+
+// A write acknowledged while the leader resigns carries the term it was
+// admitted in, not the 0 of the moment after.
+func TestWriteHeaderCarriesTheAdmittingTerm(t *testing.T) {
+	t.Parallel()
+	r := &resigning{router: router{leaderAddr: "self:1"}}
+	r.backend = resignOnPut{Backend: memkv.New(), r: r}
+	r.leader.Store(true)
+	r.term.Store(9)
+	c := serve(t, r)
+	put, err := c.Put(context.Background(), &metasrvv1.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	require.NoError(t, err)
+	require.Equal(t, int64(9), put.GetHeader().GetTerm())
+}
