@@ -26,4 +26,22 @@
 //
 // The schema itself is created by Up before goose runs (the version table
 // lives in it), so migrations do not create it.
+//
+// # Adopting GreptimeDB's table
+//
+// A schema that already holds GreptimeDB's postgres_store table (k bytea
+// PRIMARY KEY, v bytea) is adopted: migration 1 checks the existing table,
+// in its transaction, and is recorded without creating anything; the rows
+// stay. Any other layout (another type, no primary key, an extra column, a
+// view, ...) is refused with ErrTableLayout, naming each difference. A
+// migration that needs the same (an object someone else may have made) adds
+// an adopter in adopt.go.
+//
+// # Failures
+//
+// Each migration runs in its own transaction, so a failed one leaves none of
+// its objects. When Up fails before any migration was ever applied, it also
+// drops goose's version table (which goose creates before the first
+// migration) and the schema Up created, if it is empty: a refused or failed
+// first run leaves the database as it found it.
 package migrations

@@ -2,6 +2,8 @@ package migrations
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/pressly/goose/v3/database"
 )
@@ -22,4 +24,18 @@ func (s versionStore) TableExists(ctx context.Context, db database.DBTxConn) (bo
 	var exists bool
 	err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", s.Tablename()).Scan(&exists)
 	return exists, err
+}
+
+// CreateVersionTable is goose's, with an error naming the table as it is
+// written in SQL. goose formats the already quoted name with %q, which
+// prints it quoted twice ("\"s1\".\"t_goose_version\"").
+func (s versionStore) CreateVersionTable(ctx context.Context, db database.DBTxConn) error {
+	err := s.Store.CreateVersionTable(ctx, db)
+	if err == nil {
+		return nil
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner // drop goose's doubly quoted prefix, keep the cause
+	}
+	return fmt.Errorf("version table %s: %w", s.Tablename(), err)
 }

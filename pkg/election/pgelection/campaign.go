@@ -94,6 +94,7 @@ func (e *Elector) campaign(ctx context.Context, s *session) (int64, time.Time, e
 			term, err := e.takeOffice(ctx, s, start)
 			return term, start, err
 		}
+		e.checkHolder(ctx)
 		wctx, cancel := context.WithTimeout(ctx, e.campaignInterval)
 		_, err = s.conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil

@@ -3,12 +3,37 @@
 // with a lease on the monotonic clock, and fences leader-only writes with a
 // term stored beside the KV table.
 //
-// # Tables (migration 2)
+// # Tables (migrations 2 and 3)
 //
 //	<table>_election            one row per lock id: term, leader address and
 //	                            node info, the holder's backend pid, elected_at
-//	<table>_election_candidates one row per (lock id, node address): node info
-//	                            and expires_at on PostgreSQL's clock
+//	<table>_election_candidates one row per (lock id, node address): node info,
+//	                            expires_at on PostgreSQL's clock, and the
+//	                            registering process's random instance id
+//	<table>_clusters            one row per store_key_prefix: the lock id of
+//	                            the cluster that owns that key space
+//
+// # Cluster identity
+//
+// Start claims the node's key space (table and store_key_prefix) for its
+// meta_election_lock_id, the first node of a cluster recording the claim. A
+// node whose lock id differs from the claim of its key space (a second
+// cluster on the same keys) fails with ErrLockIDMismatch; a node whose lock
+// id is claimed by another prefix of the same table (two clusters in one
+// election) fails with ErrLockIDShared. Both messages name the two values
+// and what to change.
+//
+// Advisory locks are per database, so a cluster in another schema or table
+// with the same lock id takes the same lock. A follower that keeps losing
+// looks up the holder (pg_locks, pg_stat_activity) at most once a lease; a
+// holder that is not the leader recorded in our election row, twice in a
+// row, is reported (application_name, pid, client) at most once a minute.
+//
+// Candidates are keyed by address. A renewal that replaces another live
+// process's registration (another instance id) means two nodes share a
+// grpc.server_addr: reported at most once a minute. The first registration
+// at Start does not count: it may replace this node's crashed predecessor.
+// Stop withdraws only its own registration.
 //
 // # States
 //

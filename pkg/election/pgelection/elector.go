@@ -52,6 +52,20 @@ type Elector struct {
 	logger     *slog.Logger
 	stream     *election.Stream
 
+	// Cluster identity: this node's key space and where its claim lives.
+	kvTable       string // quoted, qualified KV table, for messages
+	clustersTable string
+	keyPrefix     []byte
+	// instanceID tells this process's candidate registration from another
+	// process's under the same address.
+	instanceID string
+	// dupWarnAt is when a duplicate address was last reported; only the
+	// registration (Start, then registerLoop) touches it.
+	dupWarnAt time.Time
+	// holder is the campaign's watch on who holds the lock; only the run
+	// loop touches it.
+	holder holderWatch
+
 	lease            time.Duration
 	renewEvery       time.Duration
 	trustSpan        time.Duration // lease minus the safety margin
@@ -117,6 +131,7 @@ func New(cfg Config) (*Elector, error) {
 	}
 	electionTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+electionSuffix)
 	candidatesTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+candidatesSuffix)
+	clustersTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+clustersSuffix)
 	cc, err := postgres.ConnConfig(cfg.Options, "metasrv-election-"+cfg.NodeName)
 	if err != nil {
 		return nil, fmt.Errorf("pgelection: %w", err)
@@ -127,7 +142,7 @@ func New(cfg Config) (*Elector, error) {
 	e := &Elector{
 		cfg:              cfg,
 		connConfig:       cc,
-		sql:              newStatements(electionTable, candidatesTable),
+		sql:              newStatements(electionTable, candidatesTable, clustersTable),
 		lockID:           lockID,
 		classID:          classID,
 		objID:            objID,
@@ -140,6 +155,10 @@ func New(cfg Config) (*Elector, error) {
 		campaignInterval: eo.CampaignInterval,
 		candidateLease:   eo.CandidateLease,
 		connectTimeout:   eo.Lease,
+		kvTable:          postgres.QualifiedTable(cfg.Options.MetaSchemaName, table),
+		clustersTable:    clustersTable,
+		keyPrefix:        append([]byte{}, cfg.Options.StoreKeyPrefix...), // never nil: NULL is no prefix
+		instanceID:       newInstanceID(),
 	}
 	if cc.ConnectTimeout > 0 && cc.ConnectTimeout < e.connectTimeout {
 		e.connectTimeout = cc.ConnectTimeout
@@ -148,8 +167,11 @@ func New(cfg Config) (*Elector, error) {
 }
 
 // Start registers this node as a candidate and starts campaigning. It fails
-// when the registration fails (for instance, migrations not applied). The
-// campaign runs until Stop; ctx only bounds the registration.
+// when the registration fails (for instance, migrations not applied), and
+// with ErrLockIDMismatch or ErrLockIDShared when the node's table,
+// store_key_prefix and meta_election_lock_id contradict the cluster that
+// owns that key space. The campaign runs until Stop; ctx only bounds the
+// registration.
 func (e *Elector) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -172,7 +194,11 @@ func (e *Elector) Start(ctx context.Context) error {
 	} else if err == nil {
 		e.closeSession(s)
 	}
-	if err := e.register(ctx); err != nil {
+	// A second cluster on this cluster's keys must not start at all.
+	if err := e.claim(ctx); err != nil {
+		return err
+	}
+	if err := e.registerAt(ctx, true); err != nil {
 		return fmt.Errorf("pgelection: register candidate %s: %w", e.addr, err)
 	}
 	// The campaign outlives the caller's ctx (often a start-up deadline);
@@ -208,7 +234,7 @@ func (e *Elector) Stop() {
 			cancel()
 			e.wg.Wait()
 			ctx, done := context.WithTimeout(context.Background(), e.lease)
-			if _, err := e.cfg.Pool.Exec(ctx, e.sql.unregister, e.lockID, e.addr); err != nil {
+			if _, err := e.cfg.Pool.Exec(ctx, e.sql.unregister, e.lockID, e.addr, e.instanceID); err != nil {
 				e.logger.Warn("withdraw candidate registration", "err", err)
 			}
 			done()

@@ -9,6 +9,7 @@ import (
 const (
 	electionSuffix   = "_election"
 	candidatesSuffix = "_election_candidates"
+	clustersSuffix   = "_clusters"
 )
 
 // statements are the SQL of one elector, with its (quoted) table names.
@@ -24,6 +25,9 @@ type statements struct {
 	unregister string
 	expire     string
 	candidates string
+	claim      string
+	claims     string
+	lockHolder string
 }
 
 // heldByPID is true when the backend with the given pid holds the advisory
@@ -35,7 +39,7 @@ const heldByPID = `EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
 	  AND l.classid = $2::bigint::oid AND l.objid = $3::bigint::oid AND l.objsubid = 1
 	  AND l.granted AND l.pid = %s)`
 
-func newStatements(election, candidates string) statements {
+func newStatements(election, candidates, clusters string) statements {
 	held := func(pid string) string { return fmt.Sprintf(heldByPID, pid) }
 	return statements{
 		tryLock: `SELECT pg_try_advisory_lock($1)`,
@@ -58,12 +62,42 @@ func newStatements(election, candidates string) statements {
 		settle: `SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR NO KEY UPDATE`,
 		leader: `SELECT e.term, e.leader_addr, e.node_info, e.elected_at FROM ` + election + ` e
 			WHERE e.lock_id = $1 AND ` + held("e.backend_pid"),
-		register: `INSERT INTO ` + candidates + ` (lock_id, addr, node_info, expires_at)
-			VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
-			ON CONFLICT (lock_id, addr) DO UPDATE SET node_info = EXCLUDED.node_info, expires_at = EXCLUDED.expires_at`,
-		unregister: `DELETE FROM ` + candidates + ` WHERE lock_id = $1 AND addr = $2`,
+		// Registers (or renews) this node and returns the registration it
+		// replaced when that was another live process's ($5 is our instance
+		// id; '' is a node that predates instance ids). Both CTEs see the
+		// table as it was before the statement.
+		register: `WITH prev AS (
+				SELECT c.instance_id, c.node_info FROM ` + candidates + ` c
+				WHERE c.lock_id = $1 AND c.addr = $2 AND c.expires_at > now()
+				  AND c.instance_id <> '' AND c.instance_id <> $5
+			), up AS (
+				INSERT INTO ` + candidates + ` (lock_id, addr, node_info, expires_at, instance_id)
+				VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond', $5)
+				ON CONFLICT (lock_id, addr) DO UPDATE SET node_info = EXCLUDED.node_info,
+					expires_at = EXCLUDED.expires_at, instance_id = EXCLUDED.instance_id
+			)
+			SELECT instance_id, node_info FROM prev`,
+		// Only our own registration: a duplicate's stays.
+		unregister: `DELETE FROM ` + candidates + ` WHERE lock_id = $1 AND addr = $2 AND instance_id = $3`,
 		expire:     `DELETE FROM ` + candidates + ` WHERE lock_id = $1 AND expires_at <= now()`,
 		candidates: `SELECT node_info FROM ` + candidates + ` WHERE lock_id = $1 AND expires_at > now() ORDER BY addr`,
+		// The first node of a key space claims it for its lock id; either
+		// unique key (prefix, lock id) already taken leaves the claim as is.
+		claim: `INSERT INTO ` + clusters + ` (key_prefix, lock_id, claimed_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		claims: `SELECT key_prefix, lock_id, claimed_by, claimed_at FROM ` + clusters + `
+			WHERE key_prefix = $1 OR lock_id = $2 ORDER BY key_prefix = $1 DESC`,
+		// Who holds the advisory lock, and whether that session is the
+		// leader our election row records.
+		lockHolder: `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
+				coalesce(a.usename::text, ''), coalesce(a.datname::text, ''),
+				EXISTS (SELECT 1 FROM ` + election + ` e WHERE e.lock_id = $1 AND e.backend_pid = l.pid)
+			FROM pg_catalog.pg_locks l
+			LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory'
+			  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+			  AND l.classid = $2::bigint::oid AND l.objid = $3::bigint::oid AND l.objsubid = 1
+			  AND l.granted
+			ORDER BY l.pid LIMIT 1`,
 	}
 }
 
