@@ -1,6 +1,7 @@
 package metasrv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -374,10 +375,31 @@ func (s *termStore) DeleteRange(ctx context.Context, req kv.DeleteRangeRequest) 
 	return out, nil
 }
 
+// CompareAndPut is decided on the cache: under the key's lock the cache holds
+// exactly what PostgreSQL committed for the key (every write of it in this
+// term goes through that lock, a key of unknown state is resolved before the
+// lock is released, and no other node writes in our term), so the compare
+// needs no round trip. A compare that fails is answered from memory, like a
+// read; one that holds becomes a plain put, which the group commit batches
+// with other writes, fenced by the term as every leader write is.
 func (s *termStore) CompareAndPut(ctx context.Context, req kv.CompareAndPutRequest) (kv.CompareAndPutResponse, error) {
 	var out kv.CompareAndPutResponse
 	err := s.write(ctx, [][]byte{req.Key},
-		func(ctx context.Context) (err error) { out, err = s.durable.CompareAndPut(ctx, req); return err },
+		func(ctx context.Context) error {
+			cur, err := kv.Get(ctx, s.cache.data, req.Key)
+			if err != nil {
+				return err
+			}
+			if !casHolds(req.Expect, cur) {
+				out = kv.CompareAndPutResponse{PrevKv: cur}
+				return nil
+			}
+			if _, err := s.durable.Put(ctx, kv.PutRequest{Key: req.Key, Value: req.Value}); err != nil {
+				return err
+			}
+			out = kv.CompareAndPutResponse{Success: true, PrevKv: cur}
+			return nil
+		},
 		func(ctx context.Context) error {
 			if !out.Success {
 				return nil
@@ -391,7 +413,47 @@ func (s *termStore) CompareAndPut(ctx context.Context, req kv.CompareAndPutReque
 	return out, nil
 }
 
+// casHolds is CompareAndPut's condition: an empty expect means "absent",
+// any other must equal the current value.
+func casHolds(expect []byte, cur *kv.KeyValue) bool {
+	if len(expect) == 0 {
+		return cur == nil
+	}
+	return cur != nil && bytes.Equal(cur.Value, expect)
+}
+
+// Txn is decided on the cache, as CompareAndPut is: under the locks of every
+// key it names, the cache holds what PostgreSQL committed for them, so the
+// transaction runs on a scratch copy of those keys, which yields its answer
+// and its net effect. A transaction that writes nothing (failed compares
+// with a read-only branch, or only gets) costs no round trip; one whose net
+// effect is only puts or only deletes joins the group commit; one that both
+// puts and deletes runs as one durable transaction of its writes, without
+// compares. Either way the writes are atomic and fenced by the term.
 func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (kv.TxnResponse, error) {
+	keys := txnKeys(req)
+	var out kv.TxnResponse
+	var effect txnEffect
+	err := s.write(ctx, keys,
+		func(ctx context.Context) error {
+			resp, eff, err := s.decideTxn(ctx, req, keys)
+			if err != nil {
+				return err
+			}
+			if err := s.applyDurable(ctx, eff); err != nil {
+				return err
+			}
+			out, effect = resp, eff
+			return nil
+		},
+		func(ctx context.Context) error { return effect.apply(ctx, s.cache.data) })
+	if err != nil {
+		return kv.TxnResponse{}, err
+	}
+	return out, nil
+}
+
+func txnKeys(req kv.TxnRequest) [][]byte {
 	keys := make([][]byte, 0, len(req.Compare)+len(req.Success)+len(req.Failure))
 	for _, c := range req.Compare {
 		keys = append(keys, c.Key)
@@ -401,28 +463,100 @@ func (s *termStore) Txn(ctx context.Context, req kv.TxnRequest) (kv.TxnResponse,
 			keys = append(keys, op.Key)
 		}
 	}
-	var out kv.TxnResponse
-	err := s.write(ctx, keys,
-		func(ctx context.Context) (err error) { out, err = s.durable.Txn(ctx, req); return err },
-		func(ctx context.Context) error {
-			branch := req.Failure
-			if out.Succeeded {
-				branch = req.Success
-			}
-			var writes []kv.TxnOp
-			for _, op := range branch {
-				if op.Kind != kv.TxnGet {
-					writes = append(writes, op)
-				}
-			}
-			if len(writes) == 0 {
-				return nil
-			}
-			_, err := s.cache.data.Txn(ctx, kv.TxnRequest{Success: writes})
-			return err
-		})
+	return keys
+}
+
+// txnEffect is what a transaction leaves behind: the final value of every
+// key its branch put, and the keys it deleted and did not put again.
+type txnEffect struct {
+	puts    []kv.KeyValue
+	deletes [][]byte
+}
+
+// decideTxn runs req on a scratch copy of its keys taken from the cache
+// (the caller holds their locks) and returns the answer and the net effect.
+func (s *termStore) decideTxn(ctx context.Context, req kv.TxnRequest, keys [][]byte) (kv.TxnResponse, txnEffect, error) {
+	cur, err := s.cache.data.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
 	if err != nil {
-		return kv.TxnResponse{}, err
+		return kv.TxnResponse{}, txnEffect{}, err
 	}
-	return out, nil
+	scratch := memkv.New()
+	if len(cur.Kvs) > 0 {
+		if _, err := scratch.BatchPut(ctx, kv.BatchPutRequest{Kvs: cur.Kvs}); err != nil {
+			return kv.TxnResponse{}, txnEffect{}, err
+		}
+	}
+	resp, err := scratch.Txn(ctx, req)
+	if err != nil {
+		return kv.TxnResponse{}, txnEffect{}, err
+	}
+	branch := req.Failure
+	if resp.Succeeded {
+		branch = req.Success
+	}
+	var written [][]byte
+	seen := map[string]bool{}
+	for _, op := range branch {
+		if op.Kind != kv.TxnGet && !seen[string(op.Key)] {
+			seen[string(op.Key)] = true
+			written = append(written, op.Key)
+		}
+	}
+	var eff txnEffect
+	if len(written) == 0 {
+		return resp, eff, nil
+	}
+	final, err := scratch.BatchGet(ctx, kv.BatchGetRequest{Keys: written})
+	if err != nil {
+		return kv.TxnResponse{}, txnEffect{}, err
+	}
+	present := map[string]bool{}
+	for _, p := range final.Kvs {
+		present[string(p.Key)] = true
+	}
+	eff.puts = final.Kvs
+	for _, k := range written {
+		if !present[string(k)] {
+			eff.deletes = append(eff.deletes, k)
+		}
+	}
+	return resp, eff, nil
+}
+
+// applyDurable writes eff to PostgreSQL in one transaction.
+func (s *termStore) applyDurable(ctx context.Context, eff txnEffect) error {
+	switch {
+	case len(eff.puts) == 0 && len(eff.deletes) == 0:
+		return nil
+	case len(eff.deletes) == 0:
+		_, err := s.durable.BatchPut(ctx, kv.BatchPutRequest{Kvs: eff.puts})
+		return err
+	case len(eff.puts) == 0:
+		_, err := s.durable.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: eff.deletes})
+		return err
+	}
+	ops := make([]kv.TxnOp, 0, len(eff.puts)+len(eff.deletes))
+	for _, p := range eff.puts {
+		ops = append(ops, kv.OpPut(p.Key, p.Value))
+	}
+	for _, k := range eff.deletes {
+		ops = append(ops, kv.OpDelete(k))
+	}
+	_, err := s.durable.Txn(ctx, kv.TxnRequest{Success: ops})
+	return err
+}
+
+// apply writes eff into the cache once PostgreSQL committed it.
+func (e txnEffect) apply(ctx context.Context, data *memkv.Store) error {
+	if len(e.puts) > 0 {
+		if _, err := data.BatchPut(ctx, kv.BatchPutRequest{Kvs: e.puts}); err != nil {
+			return err
+		}
+	}
+	if len(e.deletes) > 0 {
+		if _, err := data.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: e.deletes}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

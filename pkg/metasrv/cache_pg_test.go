@@ -2,6 +2,8 @@ package metasrv
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/kvtest"
 )
 
 // The leader's cache against PostgreSQL when a caller abandons its write at
@@ -321,4 +324,20 @@ func waitSignal(t *testing.T, ch chan string, key string) string {
 			t.Fatalf("no signal for key %q", key)
 		}
 	}
+}
+
+// The leader's backend (cache reads, CAS decided on the cache, group-commit
+// writes, fenced by the term) passes the conformance suite on PostgreSQL;
+// each case gets a key prefix of its own, an empty namespace.
+func TestLeaderBackendConformance(t *testing.T) {
+	t.Parallel()
+	c := newPGCluster(t)
+	n := c.node("n1")
+	waitLeader(t, n)
+	leader, err := n.m.LeaderBackend(t.Context())
+	require.NoError(t, err)
+	var next atomic.Int64
+	kvtest.Run(t, func(t *testing.T) kv.Backend {
+		return kv.WithPrefix(leader, []byte(fmt.Sprintf("case%d/", next.Add(1))))
+	})
 }

@@ -71,13 +71,14 @@ func pairs(kvs []kv.KeyValue) []string {
 	return out
 }
 
-// lostAck applies writes but reports their outcome as unknown, as when the
-// connection breaks during COMMIT.
+// lostAck applies writes of the key "k" but reports their outcome as
+// unknown, as when the connection breaks during COMMIT.
 type lostAck struct{ kv.Backend }
 
 func (b lostAck) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {
-	if _, err := b.Backend.Put(ctx, req); err != nil {
-		return kv.PutResponse{}, err
+	resp, err := b.Backend.Put(ctx, req)
+	if err != nil || string(req.Key) != "k" {
+		return resp, err
 	}
 	return kv.PutResponse{}, fmt.Errorf("commit: %w", kv.ErrOutcomeUnknown)
 }
@@ -99,8 +100,9 @@ func TestCacheFollowsAWriteOfUnknownOutcome(t *testing.T) {
 	require.Equal(t, []byte("v"), got.Value)
 }
 
-// heldWrites holds every Put until released, then applies it: a write whose
-// statement is running.
+// heldWrites holds every Put of the key "k" until released, then applies
+// it: a write whose statement is running. Other keys (the default metadata
+// made at start) pass.
 type heldWrites struct {
 	kv.Backend
 	entered chan string
@@ -108,8 +110,10 @@ type heldWrites struct {
 }
 
 func (b *heldWrites) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {
-	b.entered <- string(req.Key)
-	<-b.release
+	if string(req.Key) == "k" {
+		b.entered <- string(req.Key)
+		<-b.release
+	}
 	return b.Backend.Put(ctx, req)
 }
 

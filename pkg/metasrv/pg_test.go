@@ -106,10 +106,11 @@ func (c *pgCluster) node(name string, tune ...func(*nodeConfig)) *pgNode {
 		Settle:       el.Settle,
 		WriteTimeout: nc.writeTimeout,
 		KeyPrefix:    []byte(c.opts.StoreKeyPrefix),
-		Limits:       kv.Limits{MaxTxnOps: 128, MaxValueSize: 1 << 20},
-		Elector:      el,
-		Listeners:    []Listener{ProcedureListener{Manager: procs}},
-		Addr:         func() string { return name },
+		// Room for the per-case prefixes of the conformance test.
+		Limits:    kv.Limits{MaxTxnOps: 128, MaxValueSize: 1 << 20, MaxKeySize: kv.DefaultMaxKeySize + 64},
+		Elector:   el,
+		Listeners: []Listener{ProcedureListener{Manager: procs}},
+		Addr:      func() string { return name },
 	})
 	require.NoError(t, err)
 	m.signals = nc.signals
