@@ -69,6 +69,10 @@
 // was still queued or committing, and kept the old value it read after the
 // write committed.
 //
+// Because under a key's stripe the cache equals PostgreSQL for that key,
+// CompareAndPut and Txn decide their compares on the cache: a failed compare
+// costs no round trip, and the writes that follow join the group commit.
+//
 // A term's writes are tracked (writeGate): stepping down cancels them and
 // waits for them before the listeners stop, so none outlives its term.
 package metasrv
