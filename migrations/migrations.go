@@ -13,7 +13,6 @@ import (
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
@@ -140,11 +139,11 @@ func Latest() (int64, error) {
 }
 
 func checkNames(schema, table string) (names, error) {
-	if err := config.ValidIdentifier(table); err != nil {
+	if err := postgres.ValidIdentifier(table); err != nil {
 		return names{}, fmt.Errorf("meta_table_name: %w", err)
 	}
 	if schema != "" {
-		if err := config.ValidIdentifier(schema); err != nil {
+		if err := postgres.ValidIdentifier(schema); err != nil {
 			return names{}, fmt.Errorf("meta_schema_name: %w", err)
 		}
 	}

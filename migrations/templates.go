@@ -10,7 +10,6 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
@@ -41,7 +40,7 @@ func (n names) qualified(table string) string { return postgres.QualifiedTable(n
 // a name over 63 bytes, which could make two clusters' tables collide.
 func (n names) sibling(suffix string) (string, error) {
 	name := n.table + suffix
-	if err := config.ValidIdentifier(name); err != nil {
+	if err := postgres.ValidIdentifier(name); err != nil {
 		return "", fmt.Errorf("table name %q derived from meta_table_name %q: %w", name, n.table, err)
 	}
 	return n.qualified(name), nil
@@ -56,7 +55,7 @@ func render(n names) ([]source, error) {
 	funcs := template.FuncMap{
 		"table": n.sibling,
 		"ident": func(name string) (string, error) {
-			if err := config.ValidIdentifier(name); err != nil {
+			if err := postgres.ValidIdentifier(name); err != nil {
 				return "", err
 			}
 			return postgres.QuoteIdent(name), nil

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	byteorder "encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"os"
 	"os/signal"
 	"regexp"
@@ -16,25 +12,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	"github.com/pgmetasrv/metasrv/pkg/client"
-	"github.com/pgmetasrv/metasrv/pkg/kv"
-)
-
-const (
-	benchOpPut   = "put"
-	benchOpGet   = "get"
-	benchOpRange = "range"
-	benchOpCAS   = "cas"
-	benchOpTxn   = "txn"
-
-	// preloadChunk keys go in one BatchPut (or one INSERT) while preloading.
-	preloadChunk = 1000
-	// preloadParallel chunks are written at once.
-	preloadParallel = 4
-	// cleanupTimeout bounds deleting the benchmark's keys and table.
-	cleanupTimeout = 2 * time.Minute
 )
 
 // benchKV holds the flags of `metasrv bench kv`.
@@ -89,7 +69,7 @@ A progress line is printed to stderr every second.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
-	f.StringVar(&b.op, "op", benchOpPut, "operation: put, get, range, cas or txn")
+	f.StringVar(&b.op, "op", loadgen.OpPut, "operation: put, get, range, cas or txn")
 	f.IntVarP(&b.clients, "clients", "c", 64, "concurrent clients")
 	f.DurationVarP(&b.duration, "duration", "d", 10*time.Second, "how long each target runs")
 	f.IntVar(&b.keys, "keys", 100000, "size of the key space")
@@ -108,7 +88,7 @@ var benchTableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // validate refuses bad flags before anything connects or writes.
 func (b *benchKV) validate() error {
 	switch b.op {
-	case benchOpPut, benchOpGet, benchOpRange, benchOpCAS, benchOpTxn:
+	case loadgen.OpPut, loadgen.OpGet, loadgen.OpRange, loadgen.OpCAS, loadgen.OpTxn:
 	default:
 		return fmt.Errorf("--op %q: expected put, get, range, cas or txn", b.op)
 	}
@@ -126,10 +106,10 @@ func (b *benchKV) validate() error {
 	case b.output != outputText && b.output != outputJSON:
 		return fmt.Errorf("--output %q: expected text or json", b.output)
 	}
-	if b.op == benchOpRange && (b.rangeLimit < 1 || b.rangeLimit > b.keys) {
+	if b.op == loadgen.OpRange && (b.rangeLimit < 1 || b.rangeLimit > b.keys) {
 		return fmt.Errorf("--range-limit %d: must be between 1 and --keys (%d)", b.rangeLimit, b.keys)
 	}
-	if b.op == benchOpCAS || b.op == benchOpTxn {
+	if b.op == loadgen.OpCAS || b.op == loadgen.OpTxn {
 		if b.valueSize < 4 {
 			return fmt.Errorf("--value-size %d: %s needs at least 4 bytes (the value carries a version)", b.valueSize, b.op)
 		}
@@ -146,24 +126,6 @@ func (b *benchKV) validate() error {
 	return nil
 }
 
-// benchKVReport is the result of `bench kv`, printed as text or JSON.
-type benchKVReport struct {
-	Op         string       `json:"op"`
-	Clients    int          `json:"clients"`
-	Duration   string       `json:"duration"`
-	Keys       int          `json:"keys"`
-	ValueSize  int          `json:"value_size"`
-	RangeLimit int          `json:"range_limit,omitempty"`
-	Results    []loadResult `json:"results"`
-	// Ratio is metasrv/raw, present with --compare-pg.
-	Ratio *benchRatio `json:"ratio,omitempty"`
-}
-
-type benchRatio struct {
-	OpsPerSec float64 `json:"ops_per_sec"`
-	P99       float64 `json:"p99"`
-}
-
 func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 	if err := b.validate(); err != nil {
 		return err
@@ -174,46 +136,44 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		return err
 	}
 	if b.keyPrefix == "" {
-		b.keyPrefix = "bench/kv/" + randomHex(4) + "/"
+		b.keyPrefix = "bench/kv/" + loadgen.RandomHex(4) + "/"
 	}
 	if b.table == "" {
-		b.table = "metasrv_bench_" + randomHex(4)
+		b.table = "metasrv_bench_" + loadgen.RandomHex(4)
 	}
+	w := &loadgen.KV{Op: b.op, Clients: b.clients, Duration: b.duration, OpTimeout: b.opTimeout,
+		Keys: b.keys, ValueSize: b.valueSize, RangeLimit: b.rangeLimit, KeyPrefix: b.keyPrefix,
+		Progress: b.app.stderr, Describe: describe}
 	logger := slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// Connect to PostgreSQL first: a bad DSN should fail before the
 	// cluster is loaded with keys.
-	var raw *rawPG
+	var raw *loadgen.RawPG
 	if b.comparePG != "" {
-		raw, err = openRawPG(ctx, b, logger)
-		if err != nil {
+		if raw, err = loadgen.OpenRawPG(ctx, w, b.comparePG, b.table, logger); err != nil {
 			return err
 		}
-		defer raw.close()
+		defer raw.Close()
 	}
-
 	c, err := client.New(ctx, client.Config{Endpoints: endpoints, ClientID: "metasrv-bench"}, logger)
 	if err != nil {
 		return describe(err)
 	}
 	defer c.Close()
 
-	report := benchKVReport{Op: b.op, Clients: b.clients, Duration: b.duration.String(), Keys: b.keys, ValueSize: b.valueSize}
-	if b.op == benchOpRange {
-		report.RangeLimit = b.rangeLimit
-	}
-	res, err := b.runMetasrv(ctx, c)
+	report := w.Report()
+	res, err := w.RunMetasrv(ctx, c)
 	if err != nil {
 		return err
 	}
 	report.Results = append(report.Results, res)
 	if raw != nil {
-		rres, err := raw.run(ctx, b)
+		rres, err := raw.Run(ctx, w)
 		if err != nil {
 			return err
 		}
 		report.Results = append(report.Results, rres)
-		report.Ratio = &benchRatio{OpsPerSec: ratio(res.OpsPerSec, rres.OpsPerSec), P99: ratio(float64(res.P99), float64(rres.P99))}
+		report.Ratio = loadgen.Compare(res, rres)
 	}
 	if err := b.print(report); err != nil {
 		return err
@@ -224,172 +184,4 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		}
 	}
 	return nil
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
-// runMetasrv preloads if the operation needs it, runs the load through the
-// client, and deletes the benchmark's keys whatever happened.
-func (b *benchKV) runMetasrv(ctx context.Context, c *client.Client) (res loadResult, err error) {
-	prefix := []byte(b.keyPrefix)
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		if _, derr := c.DeleteRange(cctx, kv.DeleteRangeRequest{Key: prefix, RangeEnd: kv.PrefixEnd(prefix)}); derr != nil {
-			err = errors.Join(err, fmt.Errorf("delete the benchmark's keys under %q: %w", b.keyPrefix, describe(derr)))
-		}
-	}()
-	if b.needsPreload() {
-		err := b.preload(ctx, "metasrv", func(ctx context.Context, lo, hi int) error {
-			kvs := make([]kv.KeyValue, 0, hi-lo)
-			for i := lo; i < hi; i++ {
-				kvs = append(kvs, kv.KeyValue{Key: b.key(i), Value: b.value(0)})
-			}
-			_, err := c.BatchPut(ctx, kv.BatchPutRequest{Kvs: kvs})
-			return err
-		})
-		if err != nil {
-			return loadResult{}, err
-		}
-	}
-	return runLoad(ctx, b.spec("metasrv", b.metasrvOp(c)))
-}
-
-func (b *benchKV) needsPreload() bool { return b.op != benchOpPut }
-
-// preload writes keys [0, --keys) in chunks, a few chunks at a time.
-func (b *benchKV) preload(ctx context.Context, target string, write func(ctx context.Context, lo, hi int) error) error {
-	fmt.Fprintf(b.app.stderr, "%s: preloading %d keys of %d bytes\n", target, b.keys, b.valueSize)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(preloadParallel)
-	for lo := 0; lo < b.keys; lo += preloadChunk {
-		hi := min(lo+preloadChunk, b.keys)
-		g.Go(func() error {
-			cctx, cancel := context.WithTimeout(gctx, time.Minute)
-			defer cancel()
-			if err := write(cctx, lo, hi); err != nil {
-				return fmt.Errorf("%s: preload keys %d..%d: %w", target, lo, hi-1, describe(err))
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-func (b *benchKV) spec(target string, op func(ctx context.Context, w *benchWorker) error) loadSpec {
-	return loadSpec{
-		target:    target,
-		clients:   b.clients,
-		duration:  b.duration,
-		opTimeout: b.opTimeout,
-		progress:  b.app.stderr,
-		newWorker: b.newWorker,
-		op:        op,
-	}
-}
-
-func (b *benchKV) newWorker(id int) *benchWorker {
-	w := &benchWorker{id: id, r: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
-	if b.op == benchOpCAS || b.op == benchOpTxn {
-		w.versions = make([]uint32, (b.keys-id+b.clients-1)/b.clients)
-	}
-	return w
-}
-
-// key is key number i of the benchmark's key space; keys sort by number.
-func (b *benchKV) key(i int) []byte { return fmt.Appendf([]byte(b.keyPrefix), "%08d", i) }
-
-// value is a --value-size value ending with version (big-endian) when it
-// has room for it.
-func (b *benchKV) value(version uint32) []byte {
-	v := make([]byte, b.valueSize)
-	for i := range v {
-		v[i] = 'v'
-	}
-	if len(v) >= 4 {
-		byteorder.BigEndian.PutUint32(v[len(v)-4:], version)
-	}
-	return v
-}
-
-// owned picks one of w's own keys: its number and its slot in w.versions.
-func (b *benchKV) owned(w *benchWorker) (i, slot int) {
-	slot = w.r.IntN(len(w.versions))
-	return slot*b.clients + w.id, slot
-}
-
-// rangeStart picks a range start with --range-limit keys after it.
-func (b *benchKV) rangeStart(w *benchWorker) int { return w.r.IntN(b.keys - b.rangeLimit + 1) }
-
-func (b *benchKV) metasrvOp(c *client.Client) func(ctx context.Context, w *benchWorker) error {
-	put := b.value(0)
-	end := kv.PrefixEnd([]byte(b.keyPrefix))
-	switch b.op {
-	case benchOpPut:
-		return func(ctx context.Context, w *benchWorker) error {
-			_, err := c.Put(ctx, kv.PutRequest{Key: b.key(w.r.IntN(b.keys)), Value: put})
-			return err
-		}
-	case benchOpGet:
-		return func(ctx context.Context, w *benchWorker) error {
-			k := b.key(w.r.IntN(b.keys))
-			got, err := c.Get(ctx, k)
-			if err == nil && got == nil {
-				err = fmt.Errorf("get %q: preloaded key missing", k)
-			}
-			return err
-		}
-	case benchOpRange:
-		return func(ctx context.Context, w *benchWorker) error {
-			resp, err := c.Range(ctx, kv.RangeRequest{Key: b.key(b.rangeStart(w)), RangeEnd: end, Limit: int64(b.rangeLimit)})
-			if err == nil && len(resp.Kvs) != b.rangeLimit {
-				err = fmt.Errorf("range: got %d keys, want %d", len(resp.Kvs), b.rangeLimit)
-			}
-			return err
-		}
-	case benchOpCAS:
-		return func(ctx context.Context, w *benchWorker) error {
-			i, slot := b.owned(w)
-			v := w.versions[slot]
-			resp, err := c.CompareAndPut(ctx, kv.CompareAndPutRequest{Key: b.key(i), Expect: b.value(v), Value: b.value(v + 1)})
-			if err != nil {
-				return err
-			}
-			if !resp.Success {
-				return fmt.Errorf("cas %q: the value is not the one this client wrote last", b.key(i))
-			}
-			w.versions[slot]++
-			return nil
-		}
-	default: // txn
-		return func(ctx context.Context, w *benchWorker) error {
-			i, slot := b.owned(w)
-			v, k := w.versions[slot], b.key(i)
-			resp, err := c.Txn(ctx, kv.TxnRequest{
-				Compare: []kv.Compare{kv.CompareValue(k, kv.CompareEqual, b.value(v))},
-				Success: []kv.TxnOp{kv.OpPut(k, b.value(v+1))},
-				Failure: []kv.TxnOp{kv.OpGet(k)},
-			})
-			if err != nil {
-				return err
-			}
-			if !resp.Succeeded {
-				return fmt.Errorf("txn %q: the compare failed: the value is not the one this client wrote last", k)
-			}
-			w.versions[slot]++
-			return nil
-		}
-	}
-}
-
-// randomHex returns n random bytes, hex-encoded, for names unique per run.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

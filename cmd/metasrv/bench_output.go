@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
-	"time"
+
+	"github.com/pgmetasrv/metasrv/internal/loadgen"
 )
 
-func (b *benchKV) print(r benchKVReport) error {
+func (b *benchKV) print(r loadgen.KVReport) error {
 	out := b.app.stdout
 	if b.output == outputJSON {
 		return jsonEncode(out, r)
@@ -22,7 +23,7 @@ func (b *benchKV) print(r benchKVReport) error {
 	fmt.Fprintln(tw, "target\tops/s\tp50\tp90\tp99\tmax\tops\terrors\t")
 	for _, res := range r.Results {
 		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec,
-			fmtLatency(res.P50), fmtLatency(res.P90), fmtLatency(res.P99), fmtLatency(res.Max), res.Ops, res.Errors)
+			loadgen.FormatLatency(res.P50), loadgen.FormatLatency(res.P90), loadgen.FormatLatency(res.P99), loadgen.FormatLatency(res.Max), res.Ops, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -36,18 +37,6 @@ func (b *benchKV) print(r benchKVReport) error {
 		}
 	}
 	return nil
-}
-
-// fmtLatency prints a latency with three significant digits.
-func fmtLatency(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.3gs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.3gms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.3gµs", float64(d)/float64(time.Microsecond))
-	}
 }
 
 func jsonEncode(w io.Writer, v any) error {

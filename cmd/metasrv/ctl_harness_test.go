@@ -19,12 +19,10 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
-	"github.com/pgmetasrv/metasrv/pkg/server/clustersvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
-	"github.com/pgmetasrv/metasrv/pkg/server/procsvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
-	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 )
 
 // ctlCluster is in-process metasrv gRPC servers sharing one store, with the
@@ -104,12 +102,10 @@ func (tc *ctlCluster) startNode(opts ...grpc.ServerOption) *ctlNode {
 	n.procs = procedure.New(procedure.Options{RetryDelay: 10 * time.Millisecond, WaitPollInterval: 10 * time.Millisecond}, logger)
 	require.NoError(tc.t, n.procs.RegisterLoader(echoType, loadEcho))
 	n.srv = grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(grpcerr.UnaryServerInterceptor(logger)),
-		grpc.ChainStreamInterceptor(grpcerr.StreamServerInterceptor(logger)),
+		grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(logger)),
+		grpc.ChainStreamInterceptor(apierr.StreamServerInterceptor(logger)),
 	)...)
-	storesvc.New(n, logger).Register(n.srv)
-	clustersvc.New(n, n, logger).Register(n.srv)
-	procsvc.New(n.procs, n, logger).Register(n.srv)
+	metasrvapi.Register(n.srv, metasrvapi.Deps{Core: n, Elector: n, Procedures: n.procs})
 	go func() {
 		defer close(n.done)
 		_ = n.srv.Serve(lis)
@@ -125,16 +121,16 @@ func (tc *ctlCluster) startNode(opts ...grpc.ServerOption) *ctlNode {
 func (n *ctlNode) LeaderBackend(context.Context) (kv.Backend, error) {
 	leader, _ := n.cluster.leadership()
 	if leader != n.addr {
-		return nil, &grpcerr.NotLeaderError{Leader: leader}
+		return nil, &election.NotLeaderError{Leader: leader}
 	}
 	return n.cluster.store, nil
 }
 
 func (n *ctlNode) SerializableBackend() kv.Backend { return n.cluster.store }
 
-func (n *ctlNode) HeaderInfo() rpcheader.Info {
+func (n *ctlNode) HeaderInfo() metasrv.HeaderInfo {
 	leader, term := n.cluster.leadership()
-	return rpcheader.Info{NodeAddr: n.addr, LeaderAddr: leader, Term: term}
+	return metasrv.HeaderInfo{NodeAddr: n.addr, LeaderAddr: leader, Term: term}
 }
 
 func (n *ctlNode) Leader(context.Context) (election.Leader, error) {

@@ -110,7 +110,7 @@ func (a *app) withMigrationDB(cmd *cobra.Command, fn func(ctx context.Context, o
 // openPool connects to the configured PostgreSQL, waiting (with backoff) while
 // it is down until ctx ends. params are extra session settings.
 func openPool(ctx context.Context, o config.Options, appName string, log *slog.Logger, params map[string]string) (*pgxpool.Pool, error) {
-	cfg, err := postgres.PoolConfig(o, appName)
+	cfg, err := postgres.PoolConfig(o.Store(), appName)
 	if err != nil {
 		return nil, err
 	}

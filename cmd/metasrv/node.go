@@ -30,11 +30,9 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
-	"github.com/pgmetasrv/metasrv/pkg/server/clustersvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 	"github.com/pgmetasrv/metasrv/pkg/server/metrics"
-	"github.com/pgmetasrv/metasrv/pkg/server/procsvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
 )
 
 // node is one metasrv process put together: the store, the election, the
@@ -118,7 +116,10 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 	case config.BackendMemory:
 		n.elector = election.NewSingle(nodeInfo, base)
 	case config.BackendPostgres:
-		el, err := pgelection.New(pgelection.Config{Options: o, NodeInfo: nodeInfo, NodeName: n.name(), Pool: n.pool, Logger: base})
+		el, err := pgelection.New(pgelection.Config{
+			Store: o.Store(), Schema: o.MetaSchemaName, Table: o.MetaTableName, LockID: o.MetaElectionLockID, KeyPrefix: o.StoreKeyPrefix,
+			Lease: o.Election.Lease, CampaignInterval: o.Election.CampaignInterval, CandidateLease: o.Election.CandidateLease,
+			NodeInfo: nodeInfo, NodeName: n.name(), Pool: n.pool, Logger: base})
 		if err != nil {
 			n.close()
 			return nil, err
@@ -183,18 +184,21 @@ func newNode(ctx context.Context, o config.Options, base *slog.Logger) (*node, e
 		// Health of the leader service is answered from the trust window
 		// at the moment of each answer.
 		LeaderCheck: n.core.ServingLeader,
-		// Metrics first, so they record the code grpcerr mapped.
+		// Metrics first, so they record the code apierr mapped.
 		GRPCOptions: []grpc.ServerOption{
 			// Reused workers keep their grown stacks: without them every call
 			// pays for growing a fresh goroutine's stack (~10% of CPU).
 			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), grpcerr.UnaryServerInterceptor(glog)),
-			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), grpcerr.StreamServerInterceptor(glog)),
+			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), apierr.UnaryServerInterceptor(glog)),
+			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), apierr.StreamServerInterceptor(glog)),
 		},
 		Register: func(g *grpc.Server) {
-			storesvc.New(n.core, base, storesvc.MaxResponseSize(int(o.GRPC.MaxSendMessageSize))).Register(g)
-			clustersvc.New(n.elector, n.core, base).Register(g)
-			procsvc.New(n.procedures, n.core, base).Register(g)
+			metasrvapi.Register(g, metasrvapi.Deps{
+				Core:            n.core,
+				Elector:         n.elector,
+				Procedures:      n.procedures,
+				MaxResponseSize: int(o.GRPC.MaxSendMessageSize),
+			})
 		},
 	})
 	n.srv = srv

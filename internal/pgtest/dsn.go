@@ -4,127 +4,95 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // withDatabase returns dsn as a postgres:// URL naming database db instead.
-// A key=value DSN (from METASRV_TEST_PG_DSN) is converted.
+// dsn is read by pgconn.ParseConfig, the parser that connects: a URL keeps
+// every parameter and only changes its path; a key=value DSN (from
+// METASRV_TEST_PG_DSN) is rebuilt as a URL from what pgconn parsed.
 func withDatabase(dsn, db string) (string, error) {
-	if !strings.Contains(dsn, "://") {
-		var err error
-		if dsn, err = keyValueToURL(dsn); err != nil {
-			return "", err
-		}
-	}
-	u, err := url.Parse(dsn)
+	c, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		return "", fmt.Errorf("%s is not a valid URL", EnvDSN) // no detail: it may echo the password
+		// No detail: pgconn's message may echo the password.
+		return "", fmt.Errorf("%s is not a valid PostgreSQL connection string", EnvDSN)
 	}
-	u.Path = "/" + db
-	u.RawPath = ""
-	q := u.Query()
-	q.Del("dbname")
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("%s is not a valid URL", EnvDSN)
+		}
+		u.Path, u.RawPath = "/"+db, ""
+		q := u.Query()
+		q.Del("dbname")
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return configURL(c, db)
 }
 
-// keyValueToURL converts "host=h port=5432 user=u password='p w' sslmode=disable"
-// into the URL form. Parameters other than host, port, user, password and
-// dbname become query parameters.
-func keyValueToURL(dsn string) (string, error) {
-	params, err := parseKeyValue(dsn)
-	if err != nil {
-		return "", err
+// configURL renders a parsed key=value DSN as a URL for database db: hosts,
+// user, password, server settings, connect_timeout and sslmode. What pgconn
+// keeps only in loaded form (certificate files, target_session_attrs) cannot
+// be written back; such a DSN must be given as a URL.
+func configURL(c *pgconn.Config, db string) (string, error) {
+	type attempt struct {
+		host string
+		port uint16
+		tls  bool
 	}
-	u := url.URL{Scheme: "postgres"}
-	hosts := strings.Split(params["host"], ",")
-	ports := strings.Split(params["port"], ",")
-	var hostPorts []string
-	for i, h := range hosts {
-		p := ports[0]
-		if i < len(ports) {
-			p = ports[i]
-		}
-		switch {
-		case p == "":
-			hostPorts = append(hostPorts, h)
-		case strings.Contains(h, ":"):
-			hostPorts = append(hostPorts, net.JoinHostPort(h, p))
-		default:
-			hostPorts = append(hostPorts, h+":"+p)
-		}
+	attempts := []attempt{{c.Host, c.Port, c.TLSConfig != nil}}
+	for _, f := range c.Fallbacks {
+		attempts = append(attempts, attempt{f.Host, f.Port, f.TLSConfig != nil})
 	}
-	u.Host = strings.Join(hostPorts, ",")
-	if pw, ok := params["password"]; ok {
-		u.User = url.UserPassword(params["user"], pw)
-	} else if params["user"] != "" {
-		u.User = url.User(params["user"])
-	}
-	u.Path = "/" + params["dbname"]
 	q := url.Values{}
-	for k, v := range params {
-		switch k {
-		case "host", "port", "user", "password", "dbname":
-		default:
-			q.Set(k, v)
+	var hosts []string
+	var sslmode []bool // TLS of the first host's attempts, in order
+	for i, a := range attempts {
+		if i > 0 && a.host == attempts[i-1].host && a.port == attempts[i-1].port {
+			if len(hosts) == 1 {
+				sslmode = append(sslmode, a.tls)
+			}
+			continue
+		}
+		if strings.HasPrefix(a.host, "/") {
+			q.Add("host", a.host) // a Unix socket directory
+			q.Add("port", strconv.Itoa(int(a.port)))
+			continue
+		}
+		hosts = append(hosts, net.JoinHostPort(a.host, strconv.Itoa(int(a.port))))
+		if len(hosts) == 1 {
+			sslmode = append(sslmode, a.tls)
 		}
 	}
-	u.RawQuery = q.Encode()
+	if tc := c.TLSConfig; c.ValidateConnect != nil || tc != nil && (!tc.InsecureSkipVerify || tc.VerifyPeerCertificate != nil || len(tc.Certificates) > 0) {
+		return "", fmt.Errorf("%s: give a DSN with certificate verification, a client certificate or target_session_attrs as a postgres:// URL", EnvDSN)
+	}
+	switch {
+	case len(sslmode) == 2 && sslmode[0]:
+		q.Set("sslmode", "prefer")
+	case len(sslmode) == 2:
+		q.Set("sslmode", "allow")
+	case len(sslmode) == 1 && sslmode[0]:
+		q.Set("sslmode", "require")
+	case len(sslmode) == 1:
+		q.Set("sslmode", "disable")
+	}
+	if c.ConnectTimeout > 0 {
+		q.Set("connect_timeout", strconv.Itoa(int(c.ConnectTimeout/time.Second)))
+	}
+	for k, v := range c.RuntimeParams {
+		q.Set(k, v)
+	}
+	u := url.URL{Scheme: "postgres", Host: strings.Join(hosts, ","), Path: "/" + db, RawQuery: q.Encode()}
+	if c.Password != "" {
+		u.User = url.UserPassword(c.User, c.Password)
+	} else {
+		u.User = url.User(c.User)
+	}
 	return u.String(), nil
-}
-
-// parseKeyValue follows libpq's key=value syntax: values may be single-quoted,
-// with \' and \\ escapes inside or outside quotes.
-func parseKeyValue(s string) (map[string]string, error) {
-	params := map[string]string{}
-	i := 0
-	skipSpace := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-			i++
-		}
-	}
-	for {
-		skipSpace()
-		if i >= len(s) {
-			return params, nil
-		}
-		eq := strings.IndexByte(s[i:], '=')
-		if eq < 0 {
-			return nil, fmt.Errorf("%s: missing '=' after %q", EnvDSN, strings.TrimSpace(s[i:min(len(s), i+20)]))
-		}
-		key := strings.TrimSpace(s[i : i+eq])
-		i += eq + 1
-		skipSpace()
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) {
-				c := s[i]
-				if c == '\\' && i+1 < len(s) {
-					val.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				i++
-				if c == '\'' {
-					closed = true
-					break
-				}
-				val.WriteByte(c)
-			}
-			if !closed {
-				return nil, fmt.Errorf("%s: unterminated quoted value of %q", EnvDSN, key)
-			}
-		} else {
-			for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-				i++
-			}
-		}
-		params[key] = val.String()
-	}
 }

@@ -2,9 +2,11 @@ package pgtest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -82,15 +84,29 @@ func TestClusterRestartKeepsAddress(t *testing.T) {
 	require.GreaterOrEqual(t, maxConns, 500)
 }
 
-func TestKeyValueToURL(t *testing.T) {
-	t.Parallel()
-	got, err := withDatabase(`host=db.example port=6432 user=admin password='p w\'x' sslmode=require dbname=postgres`, "t1")
-	require.NoError(t, err)
-	require.Equal(t, "postgres://admin:p%20w%27x@db.example:6432/t1?sslmode=require", got)
-
-	got, err = withDatabase("postgres://u:secret@h:5432/postgres?sslmode=disable", "t2")
-	require.NoError(t, err)
-	require.Equal(t, "postgres://u:secret@h:5432/t2?sslmode=disable", got)
+func TestWithDatabase(t *testing.T) {
+	t.Setenv("PGPASSWORD", "") // pgconn would take a password from the environment
+	t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "none"))
+	for _, tc := range []struct{ in, want string }{
+		{`host=db.example port=6432 user=admin password='p w\'x' sslmode=require dbname=postgres`, "postgres://admin:p%20w%27x@db.example:6432/t1?sslmode=require"},
+		{"host=h1,h2 port=1,2 user=u sslmode=prefer application_name=x connect_timeout=3", "postgres://u@h1:1,h2:2/t1?application_name=x&connect_timeout=3&sslmode=prefer"},
+		{"host=/tmp/pg port=5433 user=u dbname=postgres", "postgres://u@/t1?host=%2Ftmp%2Fpg&port=5433"},
+		{"postgres://u:secret@h:5432/postgres?sslmode=disable", "postgres://u:secret@h:5432/t1?sslmode=disable"},
+		{"postgres://u@h/postgres?dbname=other&sslmode=require", "postgres://u@h/t1?sslmode=require"},
+	} {
+		got, err := withDatabase(tc.in, "t1")
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, got, tc.in)
+		back, err := pgconn.ParseConfig(got)
+		require.NoError(t, err, got)
+		require.Equal(t, "t1", back.Database, got)
+	}
+	// What pgconn keeps only in loaded form cannot be written back.
+	_, err := withDatabase("host=h user=u sslmode=require target_session_attrs=read-write", "t1")
+	require.ErrorContains(t, err, "as a postgres:// URL")
+	_, err = withDatabase("host=h user=u password=hunter2hunter2 sslmode=bogus", "t1")
+	require.ErrorContains(t, err, EnvDSN)
+	require.NotContains(t, err.Error(), "hunter2")
 }
 
 // The harness must leave no goroutine running between tests, or every test

@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Client, error) 
 	}
 	c.life, c.stop = context.WithCancel(context.Background())
 	if cfg.ClientID != "" {
-		c.reqHeader = &metasrvv1.RequestHeader{ClientId: cfg.ClientID}
+		c.reqHeader = &metasrvv1.RequestHeader{ClientId: []byte(cfg.ClientID)}
 	}
 	for _, e := range cfg.Endpoints {
 		if _, err := c.conn(e); err != nil {

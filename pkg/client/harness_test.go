@@ -18,12 +18,10 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
-	"github.com/pgmetasrv/metasrv/pkg/server/clustersvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
-	"github.com/pgmetasrv/metasrv/pkg/server/procsvc"
-	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
-	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 )
 
 // testCluster is several in-process metasrv gRPC servers sharing one durable
@@ -179,12 +177,10 @@ func (tc *testCluster) startNode() *testNode {
 	require.NoError(tc.t, n.procs.RegisterLoader(gateType, tc.loadGate))
 	n.backend.Store(&tc.limited)
 	n.srv = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(n.freezeInterceptor, grpcerr.UnaryServerInterceptor(logger)),
-		grpc.ChainStreamInterceptor(grpcerr.StreamServerInterceptor(logger)),
+		grpc.ChainUnaryInterceptor(n.freezeInterceptor, apierr.UnaryServerInterceptor(logger)),
+		grpc.ChainStreamInterceptor(apierr.StreamServerInterceptor(logger)),
 	)
-	storesvc.New(n, logger).Register(n.srv)
-	clustersvc.New(n, n, logger).Register(n.srv)
-	procsvc.New(observedManager{n.procs, n.waits}, n, logger).Register(n.srv)
+	metasrvapi.Register(n.srv, metasrvapi.Deps{Core: n, Elector: n, Procedures: observedManager{n.procs, n.waits}})
 	go func() {
 		defer close(n.done)
 		_ = n.srv.Serve(lis)
@@ -230,7 +226,7 @@ func (n *testNode) notLeader() error {
 		return nil
 	}
 	n.refused.Add(1)
-	return &grpcerr.NotLeaderError{Leader: leader}
+	return &election.NotLeaderError{Leader: leader}
 }
 
 func (n *testNode) LeaderBackend(context.Context) (kv.Backend, error) {
@@ -242,9 +238,9 @@ func (n *testNode) LeaderBackend(context.Context) (kv.Backend, error) {
 
 func (n *testNode) SerializableBackend() kv.Backend { return n.cluster.limited }
 
-func (n *testNode) HeaderInfo() rpcheader.Info {
+func (n *testNode) HeaderInfo() metasrv.HeaderInfo {
 	leader, term := n.cluster.leadership()
-	return rpcheader.Info{NodeAddr: n.advertised(), LeaderAddr: leader, Term: term}
+	return metasrv.HeaderInfo{NodeAddr: n.advertised(), LeaderAddr: leader, Term: term}
 }
 
 func (n *testNode) Leader(context.Context) (election.Leader, error) {

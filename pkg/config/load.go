@@ -15,6 +15,8 @@ import (
 	"github.com/knadh/koanf/v2"
 	gotoml "github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
 // EnvPrefix starts every environment variable that sets a key:
@@ -98,7 +100,7 @@ func Load(path string, flags *pflag.FlagSet, environ []string) (Options, error) 
 	}
 	// libpq's spellings (verify-full) become the canonical ones (verify_full);
 	// an unknown mode is left for Validate to report.
-	if mode, ok := CanonicalTLSMode(o.BackendTLS.Mode); ok {
+	if mode, ok := postgres.CanonicalTLSMode(o.BackendTLS.Mode); ok {
 		o.BackendTLS.Mode = mode
 	}
 	return o, nil
@@ -244,9 +246,9 @@ func showValue(key string, v any) string {
 	if key == "store_addrs" {
 		switch v := v.(type) {
 		case string:
-			return fmt.Sprintf("%q", SanitizeStoreAddr(v))
+			return fmt.Sprintf("%q", postgres.SanitizeStoreAddr(v))
 		case []string:
-			return fmt.Sprintf("%q", SanitizeStoreAddrs(v))
+			return fmt.Sprintf("%q", postgres.SanitizeStoreAddrs(v))
 		default:
 			return "(value hidden)"
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -120,7 +122,7 @@ lease = "5s"
 	want.Procedure.RetryDelay = 2 * time.Second
 	want.Procedure.MaxMetadataValueSize = 1536 * KiB
 	want.Procedure.MaxRunningProcedures = 7
-	want.BackendTLS = BackendTLSOptions{Mode: TLSVerifyFull, CACertPath: "/etc/ca.pem"}
+	want.BackendTLS = BackendTLSOptions{Mode: postgres.TLSVerifyFull, CACertPath: "/etc/ca.pem"}
 	want.Election.Lease = 5 * time.Second
 	want.GRPC.BindAddr = "0.0.0.0:3002"
 	want.GRPC.ServerAddr = "10.0.0.1:3002"
@@ -391,9 +393,9 @@ func TestLoadRefusesNumberCoercion(t *testing.T) {
 func TestLoadBackendTLSModeLibpqSpellings(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
-		"verify-full": TLSVerifyFull, "verify_full": TLSVerifyFull,
-		"verify-ca": TLSVerifyCA, "verify_ca": TLSVerifyCA,
-		"disable": TLSDisable, "allow": TLSAllow, "prefer": TLSPrefer, "require": TLSRequire,
+		"verify-full": postgres.TLSVerifyFull, "verify_full": postgres.TLSVerifyFull,
+		"verify-ca": postgres.TLSVerifyCA, "verify_ca": postgres.TLSVerifyCA,
+		"disable": postgres.TLSDisable, "allow": postgres.TLSAllow, "prefer": postgres.TLSPrefer, "require": postgres.TLSRequire,
 	}
 	for in, want := range tests {
 		o, err := Load(writeFile(t, "[backend_tls]\nmode = \""+in+"\"\nca_cert_path = \"/ca.crt\"\n"), nil, nil)

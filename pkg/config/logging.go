@@ -9,6 +9,16 @@ import (
 // on w, at the configured level. Components derive their own with
 // logger.With("component", name).
 func NewLogger(w io.Writer, o LoggingOptions) (*slog.Logger, error) {
+	newHandler, err := parseLogging(o)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(newHandler(w)), nil
+}
+
+// parseLogging checks logging.level and logging.format (for Validate and
+// NewLogger alike) and returns the handler they describe.
+func parseLogging(o LoggingOptions) (func(io.Writer) slog.Handler, error) {
 	var level slog.Level
 	switch o.Level {
 	case "debug":
@@ -25,10 +35,9 @@ func NewLogger(w io.Writer, o LoggingOptions) (*slog.Logger, error) {
 	ho := &slog.HandlerOptions{Level: level}
 	switch o.Format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
+		return func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, ho) }, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	default:
-		return nil, invalid("logging.format", "unknown format %q (expected text or json)", o.Format)
+		return func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, ho) }, nil
 	}
+	return nil, invalid("logging.format", "unknown format %q (expected text or json)", o.Format)
 }

@@ -6,12 +6,19 @@
 // GreptimeDB recognises them.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
+	"github.com/pgmetasrv/metasrv/pkg/procedure"
+)
 
 // Backend names accepted by the `backend` key.
 const (
-	BackendMemory   = "memory_store"
-	BackendPostgres = "postgres_store"
+	BackendMemory   = memkv.Name
+	BackendPostgres = pgkv.Name
 )
 
 // Options is the whole configuration of one metasrv process.
@@ -97,38 +104,9 @@ type ServerTLSOptions struct {
 // Enabled reports whether TLS is configured.
 func (t ServerTLSOptions) Enabled() bool { return t.CertPath != "" }
 
-// TLS modes for the connection to PostgreSQL, with libpq's meaning. These are
-// the canonical spellings; libpq's (verify-ca, verify-full) are accepted too
-// and mapped to them (CanonicalTLSMode).
-const (
-	TLSDisable    = "disable"
-	TLSAllow      = "allow"
-	TLSPrefer     = "prefer"
-	TLSRequire    = "require"
-	TLSVerifyCA   = "verify_ca"
-	TLSVerifyFull = "verify_full"
-)
-
-// TLSModesHelp lists the accepted backend_tls.mode values for messages.
-const TLSModesHelp = "disable, allow, prefer, require, verify_ca or verify_full; libpq's verify-ca and verify-full are accepted too"
-
-// CanonicalTLSMode maps a backend_tls.mode, in this project's spelling or
-// libpq's sslmode spelling, to its canonical constant. "" (leave TLS to the
-// address's sslmode) is valid and stays "". ok is false for an unknown mode.
-func CanonicalTLSMode(mode string) (canonical string, ok bool) {
-	switch mode {
-	case "", TLSDisable, TLSAllow, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
-		return mode, true
-	case "verify-ca":
-		return TLSVerifyCA, true
-	case "verify-full":
-		return TLSVerifyFull, true
-	}
-	return mode, false
-}
-
 // BackendTLSOptions configure TLS to PostgreSQL. An empty Mode leaves TLS to
-// the store address (its sslmode), as libpq would.
+// the store address (its sslmode), as libpq would; the modes are
+// postgres.TLSDisable ... postgres.TLSVerifyFull.
 type BackendTLSOptions struct {
 	Mode       string `koanf:"mode"`
 	CACertPath string `koanf:"ca_cert_path"`
@@ -147,7 +125,8 @@ type PostgresOptions struct {
 
 // ElectionOptions configure the PostgreSQL leader election.
 type ElectionOptions struct {
-	// Lease is how long a leader's claim lasts without renewal.
+	// Lease is how long a leader's claim lasts without renewal; at least
+	// MinElectionLease.
 	Lease time.Duration `koanf:"lease"`
 	// CampaignInterval is how often a follower tries the lock.
 	CampaignInterval time.Duration `koanf:"campaign_interval"`
@@ -168,16 +147,16 @@ func Default() Options {
 	return Options{
 		StoreAddrs:         []string{"postgres://127.0.0.1:5432/postgres"},
 		Backend:            BackendMemory,
-		MetaTableName:      "greptime_metakv",
+		MetaTableName:      pgkv.DefaultTable,
 		MetaElectionLockID: 1,
-		MaxTxnOps:          128,
+		MaxTxnOps:          procedure.DefaultMaxTxnOps,
 		MaxKeySize:         2 * KiB,
 		NodeMaxIdleTime:    24 * time.Hour,
 		Procedure: ProcedureOptions{
-			MaxRetryTimes:        12,
-			RetryDelay:           500 * time.Millisecond,
-			MaxMetadataValueSize: 1500 * KiB,
-			MaxRunningProcedures: 128,
+			MaxRetryTimes:        procedure.DefaultMaxRetryTimes,
+			RetryDelay:           procedure.DefaultRetryDelay,
+			MaxMetadataValueSize: procedure.DefaultMaxMetadataValueSize,
+			MaxRunningProcedures: procedure.DefaultMaxRunningProcedures,
 		},
 		GRPC: GRPCOptions{
 			BindAddr:           "127.0.0.1:3002",
@@ -198,5 +177,21 @@ func Default() Options {
 			CandidateLease:   10 * time.Second,
 		},
 		Logging: LoggingOptions{Level: "info", Format: "text"},
+	}
+}
+
+// Store is what pkg/postgres needs to reach the store: store_addrs,
+// backend_tls and the postgres.* pool settings.
+func (o Options) Store() postgres.Options {
+	t := o.BackendTLS
+	p := o.Postgres
+	return postgres.Options{
+		StoreAddrs:      o.StoreAddrs,
+		TLS:             postgres.TLSOptions{Mode: t.Mode, CACertPath: t.CACertPath, CertPath: t.CertPath, KeyPath: t.KeyPath},
+		MaxConns:        p.MaxConns,
+		MinConns:        p.MinConns,
+		MaxConnLifetime: p.MaxConnLifetime,
+		MaxConnIdleTime: p.MaxConnIdleTime,
+		ConnectTimeout:  p.ConnectTimeout,
 	}
 }

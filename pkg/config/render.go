@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
+
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
 // Render returns o as TOML, the format Load reads back: durations as "5s",
@@ -14,9 +16,9 @@ import (
 // http.admin_token shown as the mask, so the output is safe to print, log or
 // serve on /admin/config.
 func Render(o Options) ([]byte, error) {
-	o.StoreAddrs = SanitizeStoreAddrs(o.StoreAddrs)
+	o.StoreAddrs = postgres.SanitizeStoreAddrs(o.StoreAddrs)
 	if o.HTTP.AdminToken != "" {
-		o.HTTP.AdminToken = masked
+		o.HTTP.AdminToken = postgres.Masked
 	}
 	root := map[string]any{}
 	v := reflect.ValueOf(o)

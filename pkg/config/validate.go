@@ -5,6 +5,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
 // Validate checks o without side effects and returns the first problem as one
@@ -39,12 +42,12 @@ func validateStore(o Options) error {
 		if strings.TrimSpace(a) == "" {
 			return invalid("store_addrs", "entry %d is empty", i)
 		}
-		if _, err := ParseStoreAddr(a); err != nil {
+		if _, err := postgres.ParseStoreAddr(a); err != nil {
 			// The message is the key with its index, never the address.
 			return &Error{Key: "store_addrs", kind: ErrInvalidValue, msg: fmt.Sprintf("store_addrs[%d]: %v", i, err)}
 		}
 	}
-	if err := ValidIdentifier(o.MetaTableName); err != nil {
+	if err := postgres.ValidIdentifier(o.MetaTableName); err != nil {
 		return invalid("meta_table_name", "%v", err)
 	}
 	if len(o.MetaTableName) > MaxMetaTableNameLen {
@@ -52,7 +55,7 @@ func validateStore(o Options) error {
 			o.MetaTableName, len(o.MetaTableName), MaxMetaTableNameLen, o.MetaTableName+"_election_candidates")
 	}
 	if o.MetaSchemaName != "" {
-		if err := ValidIdentifier(o.MetaSchemaName); err != nil {
+		if err := postgres.ValidIdentifier(o.MetaSchemaName); err != nil {
 			return invalid("meta_schema_name", "%v", err)
 		}
 	}
@@ -61,37 +64,7 @@ func validateStore(o Options) error {
 
 // MaxMetaTableNameLen leaves room for the longest suffix of the tables named
 // after the meta table ("_election_candidates", 20 bytes).
-const MaxMetaTableNameLen = maxIdentifierLen - len("_election_candidates")
-
-// maxIdentifierLen is PostgreSQL's NAMEDATALEN-1; longer names are silently
-// truncated by the server, which would make two configured names collide.
-const maxIdentifierLen = 63
-
-// ValidIdentifier checks that name is a plain PostgreSQL identifier: ASCII
-// letters, digits, '_' and '$', not starting with a digit or '$', at most 63
-// bytes. Such names are still always quoted in SQL; the rule keeps them
-// portable and readable in psql.
-func ValidIdentifier(name string) error {
-	if name == "" {
-		return fmt.Errorf("empty identifier (expected letters, digits, _ or $)")
-	}
-	if len(name) > maxIdentifierLen {
-		return fmt.Errorf("identifier %q is %d bytes, more than PostgreSQL's %d", name, len(name), maxIdentifierLen)
-	}
-	// Ranging over the string gives runes, so a non-ASCII character is
-	// named as written ('ü'), not as its first UTF-8 byte ('Ã').
-	for i, c := range name {
-		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
-		digit := c >= '0' && c <= '9'
-		switch {
-		case letter:
-		case (digit || c == '$') && i > 0:
-		default:
-			return fmt.Errorf("invalid identifier %q: character %q at byte %d (expected ASCII letters, digits, _ or $, not starting with a digit or $)", name, c, i)
-		}
-	}
-	return nil
-}
+const MaxMetaTableNameLen = postgres.MaxIdentifierLen - len("_election_candidates")
 
 func validateLimits(o Options) error {
 	positive := []struct {
@@ -154,12 +127,12 @@ func checkHostPort(addr string, advertised bool) error {
 
 func validateTLS(o Options) error {
 	t := o.BackendTLS
-	mode, ok := CanonicalTLSMode(t.Mode)
+	mode, ok := postgres.CanonicalTLSMode(t.Mode)
 	if !ok {
-		return invalid("backend_tls.mode", "unknown mode %q (expected %s)", t.Mode, TLSModesHelp)
+		return invalid("backend_tls.mode", "unknown mode %q (expected %s)", t.Mode, postgres.TLSModesHelp)
 	}
 	t.Mode = mode
-	if (t.Mode == TLSVerifyCA || t.Mode == TLSVerifyFull) && t.CACertPath == "" {
+	if (t.Mode == postgres.TLSVerifyCA || t.Mode == postgres.TLSVerifyFull) && t.CACertPath == "" {
 		return invalid("backend_tls.ca_cert_path", "is required when backend_tls.mode is %s", t.Mode)
 	}
 	if (t.CertPath == "") != (t.KeyPath == "") {
@@ -194,10 +167,16 @@ func validatePostgres(o Options) error {
 	return nil
 }
 
+// MinElectionLease is the shortest election.lease (and so
+// election.candidate_lease) accepted: the leader renews every lease/3 and
+// stops trusting itself a fifth of the lease early, so a shorter lease leaves
+// no time for a renewal round trip.
+const MinElectionLease = 300 * time.Millisecond
+
 func validateElection(o Options) error {
 	e := o.Election
-	if e.Lease <= 0 {
-		return invalid("election.lease", "must be greater than 0, got %s", formatDuration(e.Lease))
+	if e.Lease < MinElectionLease {
+		return invalid("election.lease", "must be at least %s, got %s", formatDuration(MinElectionLease), formatDuration(e.Lease))
 	}
 	if e.CampaignInterval <= 0 || e.CampaignInterval >= e.Lease {
 		return invalid("election.campaign_interval", "must be greater than 0 and less than election.lease (%s), got %s",
@@ -211,15 +190,6 @@ func validateElection(o Options) error {
 }
 
 func validateLogging(o Options) error {
-	switch o.Logging.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return invalid("logging.level", "unknown level %q (expected debug, info, warn or error)", o.Logging.Level)
-	}
-	switch o.Logging.Format {
-	case "text", "json":
-	default:
-		return invalid("logging.format", "unknown format %q (expected text or json)", o.Logging.Format)
-	}
-	return nil
+	_, err := parseLogging(o.Logging)
+	return err
 }

@@ -3,13 +3,23 @@ package metasrv
 import (
 	"context"
 	"time"
-
-	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
 )
 
 // leaderHintRefresh is how often a node re-reads who leads, so the header of
 // every response can name the leader without a query per call.
 const leaderHintRefresh = time.Second
+
+// HeaderInfo is what the answering node knows of the leadership when it
+// answers: the API layers (package server's metasrvapi, and the GreptimeDB
+// one) put it in the header of every response, each in its own wire form.
+type HeaderInfo struct {
+	// NodeAddr is this node's advertised address (grpc.server_addr).
+	NodeAddr string
+	// LeaderAddr is the leader's advertised address; empty when unknown.
+	LeaderAddr string
+	// Term is LeaderAddr's election term; 0 when unknown.
+	Term int64
+}
 
 // HeaderInfo answers, from memory, the header every gRPC response carries:
 // this node, the leader it last saw and the term it leads (0 if none).
@@ -21,8 +31,8 @@ const leaderHintRefresh = time.Second
 // began answers with term 0 and without naming itself, even before its
 // leadership watcher has processed the step-down, so no client adopts it as
 // the leader from such a reply.
-func (m *Metasrv) HeaderInfo() rpcheader.Info {
-	info := rpcheader.Info{NodeAddr: m.addr(), Term: m.trustedTerm()}
+func (m *Metasrv) HeaderInfo() HeaderInfo {
+	info := HeaderInfo{NodeAddr: m.addr(), Term: m.trustedTerm()}
 	if p := m.leaderHint.Load(); p != nil {
 		info.LeaderAddr = *p
 	}

@@ -89,7 +89,8 @@ func (c *pgCluster) node(name string, tune ...func(*nodeConfig)) *pgNode {
 	require.NoError(t, batcher.Start(ctx))
 	t.Cleanup(batcher.Stop)
 	el, err := pgelection.New(pgelection.Config{
-		Options:  c.opts,
+		Store: c.opts.Store(), Schema: c.opts.MetaSchemaName, Table: c.opts.MetaTableName, LockID: c.opts.MetaElectionLockID, KeyPrefix: c.opts.StoreKeyPrefix,
+		Lease: c.opts.Election.Lease, CampaignInterval: c.opts.Election.CampaignInterval, CandidateLease: c.opts.Election.CandidateLease,
 		NodeInfo: func() election.NodeInfo { return election.NodeInfo{Addr: name} },
 		NodeName: name,
 		Pool:     pool,

@@ -10,12 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
-func opts(addrs ...string) config.Options {
-	o := config.Default()
+func opts(addrs ...string) Options {
+	o := defaultOptions()
 	o.StoreAddrs = addrs
 	return o
 }
@@ -23,7 +21,7 @@ func opts(addrs ...string) config.Options {
 func TestConnConfigSingleURL(t *testing.T) {
 	t.Parallel()
 	o := opts("postgres://meta:s3cret@db1:5433/metadb?sslmode=disable&application_name=ops")
-	o.Postgres.ConnectTimeout = 7 * time.Second
+	o.ConnectTimeout = 7 * time.Second
 	cc, err := ConnConfig(o, "metasrv-test")
 	require.NoError(t, err)
 	require.Equal(t, "db1", cc.Host)
@@ -103,7 +101,7 @@ func TestConnConfigErrorsHidePassword(t *testing.T) {
 		require.Error(t, err, addr)
 		require.True(t, strings.HasPrefix(err.Error(), "store_addrs[1]: not a valid PostgreSQL connection string ("), err.Error())
 		require.NotContains(t, err.Error(), "topsecret", addr)
-		var ae *config.AddrError
+		var ae *AddrError
 		require.ErrorAs(t, err, &ae, "wrapped with %%w")
 		var pe *pgconn.ParseConfigError
 		require.False(t, errors.As(err, &pe), "pgconn's error keeps the raw address and is not wrapped")
@@ -124,7 +122,7 @@ func TestConnConfigErrorsHidePassword(t *testing.T) {
 func TestPoolConfigOptions(t *testing.T) {
 	t.Parallel()
 	o := opts("postgres://u@db1/meta?sslmode=disable&pool_max_conns=3")
-	o.Postgres = config.PostgresOptions{MaxConns: 9, MinConns: 2, MaxConnLifetime: time.Minute, MaxConnIdleTime: 30 * time.Second, ConnectTimeout: time.Second}
+	o.MaxConns, o.MinConns, o.MaxConnLifetime, o.MaxConnIdleTime, o.ConnectTimeout = 9, 2, time.Minute, 30*time.Second, time.Second
 	pc, err := PoolConfig(o, "pool")
 	require.NoError(t, err)
 	require.EqualValues(t, 9, pc.MaxConns)
@@ -136,13 +134,13 @@ func TestPoolConfigOptions(t *testing.T) {
 	_, sent := pc.ConnConfig.RuntimeParams["pool_max_conns"]
 	require.False(t, sent, "pool_* keys are not server settings")
 
-	o.Postgres.MaxConns = 0 // keep the address's pool_max_conns
-	o.Postgres.MinConns = 0
+	o.MaxConns = 0 // keep the address's pool_max_conns
+	o.MinConns = 0
 	pc, err = PoolConfig(o, "")
 	require.NoError(t, err)
 	require.EqualValues(t, 3, pc.MaxConns)
 
-	o.Postgres.MaxConns, o.Postgres.MinConns = 2, 5
+	o.MaxConns, o.MinConns = 2, 5
 	_, err = PoolConfig(o, "")
 	require.ErrorContains(t, err, "postgres.min_conns (5) is greater than postgres.max_conns (2)")
 }
@@ -159,9 +157,9 @@ func TestTLSModes(t *testing.T) {
 	require.NoError(t, os.WriteFile(keyPath, client.keyPEM, 0o600))
 
 	addrs := []string{"postgres://u@db1/meta", "postgres://u@db2/meta"}
-	build := func(tlsOpts config.BackendTLSOptions) (*pgxConnConfigView, error) {
+	build := func(tlsOpts TLSOptions) (*pgxConnConfigView, error) {
 		o := opts(addrs...)
-		o.BackendTLS = tlsOpts
+		o.TLS = tlsOpts
 		cc, err := ConnConfig(o, "")
 		if err != nil {
 			return nil, err
@@ -169,31 +167,31 @@ func TestTLSModes(t *testing.T) {
 		return view(cc), nil
 	}
 
-	v, err := build(config.BackendTLSOptions{Mode: config.TLSDisable})
+	v, err := build(TLSOptions{Mode: TLSDisable})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:plain", "db2:plain"}, v.attempts)
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSPrefer})
+	v, err = build(TLSOptions{Mode: TLSPrefer})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:tls", "db1:plain", "db2:tls", "db2:plain"}, v.attempts)
 	require.True(t, v.first.InsecureSkipVerify)
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSRequire})
+	v, err = build(TLSOptions{Mode: TLSRequire})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
 	require.True(t, v.first.InsecureSkipVerify)
 	require.Nil(t, v.first.VerifyConnection, "require without a CA does not verify")
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSRequire, CACertPath: caPath})
+	v, err = build(TLSOptions{Mode: TLSRequire, CACertPath: caPath})
 	require.NoError(t, err)
 	require.NotNil(t, v.first.VerifyConnection, "require with a CA verifies the chain, as libpq")
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyCA, CACertPath: caPath})
+	v, err = build(TLSOptions{Mode: TLSVerifyCA, CACertPath: caPath})
 	require.NoError(t, err)
 	require.True(t, v.first.InsecureSkipVerify)
 	require.NotNil(t, v.first.VerifyConnection)
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: caPath, CertPath: certPath, KeyPath: keyPath})
+	v, err = build(TLSOptions{Mode: TLSVerifyFull, CACertPath: caPath, CertPath: certPath, KeyPath: keyPath})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
 	require.False(t, v.first.InsecureSkipVerify)
@@ -201,30 +199,30 @@ func TestTLSModes(t *testing.T) {
 	require.Equal(t, "db2", v.serverNames[1], "each host is verified under its own name")
 	require.Len(t, v.first.Certificates, 1)
 
-	v, err = build(config.BackendTLSOptions{Mode: config.TLSAllow})
+	v, err = build(TLSOptions{Mode: TLSAllow})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:plain", "db1:tls", "db2:plain", "db2:tls"}, v.attempts, "allow: plain first, as libpq")
 
 	// libpq's spellings mean the same as ours.
-	v, err = build(config.BackendTLSOptions{Mode: "verify-full", CACertPath: caPath})
+	v, err = build(TLSOptions{Mode: "verify-full", CACertPath: caPath})
 	require.NoError(t, err)
 	require.Equal(t, []string{"db1:tls", "db2:tls"}, v.attempts)
 	require.False(t, v.first.InsecureSkipVerify)
 	require.Equal(t, "db1", v.first.ServerName)
-	v, err = build(config.BackendTLSOptions{Mode: "verify-ca", CACertPath: caPath})
+	v, err = build(TLSOptions{Mode: "verify-ca", CACertPath: caPath})
 	require.NoError(t, err)
 	require.True(t, v.first.InsecureSkipVerify)
 	require.NotNil(t, v.first.VerifyConnection)
 
-	_, err = build(config.BackendTLSOptions{Mode: "verify-fullest"})
+	_, err = build(TLSOptions{Mode: "verify-fullest"})
 	require.ErrorContains(t, err, `backend_tls.mode: unknown mode "verify-fullest"`)
-	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: filepath.Join(dir, "missing.crt")})
+	_, err = build(TLSOptions{Mode: TLSVerifyFull, CACertPath: filepath.Join(dir, "missing.crt")})
 	require.ErrorContains(t, err, "backend_tls.ca_cert_path")
-	_, err = build(config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: keyPath})
+	_, err = build(TLSOptions{Mode: TLSVerifyFull, CACertPath: keyPath})
 	require.ErrorContains(t, err, "no PEM certificate")
-	_, err = build(config.BackendTLSOptions{Mode: config.TLSRequire, CertPath: certPath})
+	_, err = build(TLSOptions{Mode: TLSRequire, CertPath: certPath})
 	require.ErrorContains(t, err, "cert_path and key_path must be set together")
-	_, err = build(config.BackendTLSOptions{CACertPath: caPath})
+	_, err = build(TLSOptions{CACertPath: caPath})
 	require.ErrorContains(t, err, "backend_tls.mode is empty")
 
 	// Empty mode keeps the address's own sslmode.

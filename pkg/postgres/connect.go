@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmetasrv/metasrv/pkg/backoff"
-	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
 // Backoff bounds of Connect: the first retry comes quickly (PostgreSQL may be
@@ -90,10 +89,4 @@ func permanent(err error) bool {
 	)
 	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
 		errors.As(err, &invalid) || errors.As(err, &verification)
-}
-
-// Describe names a connection config for logs and errors without its
-// password: user@host:port[,host:port...]/database.
-func Describe(c pgconn.Config) string {
-	return config.DescribeStoreConfig(&c)
 }

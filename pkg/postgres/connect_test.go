@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
-	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
 // unusedPort is a loopback port nothing listens on.
@@ -48,7 +47,7 @@ func TestConnectSkipsUnreachableHost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := pgtest.NewDatabase(t)
-	o := config.Default()
+	o := defaultOptions()
 	o.StoreAddrs = []string{withPort(t, dsn, unusedPort(t)), dsn}
 	pc, err := PoolConfig(o, "multi_host_test")
 	require.NoError(t, err)
@@ -81,7 +80,7 @@ func TestConnectChoosesWritableHost(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, conn.Close(ctx))
 
-	o := config.Default()
+	o := defaultOptions()
 	o.StoreAddrs = []string{withPort(t, primary.DSN(), standby.Port()), primary.DSN()}
 	pc, err := PoolConfig(o, "")
 	require.NoError(t, err)
@@ -106,7 +105,7 @@ func TestConnectRetriesUntilPostgresIsUp(t *testing.T) {
 
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	o := config.Default()
+	o := defaultOptions()
 	o.StoreAddrs = []string{cluster.DSN()}
 	pc, err := PoolConfig(o, "retry_test")
 	require.NoError(t, err)
@@ -140,7 +139,7 @@ func TestConnectRetriesUntilPostgresIsUp(t *testing.T) {
 
 func TestConnectGivesUpWhenContextEnds(t *testing.T) {
 	t.Parallel()
-	o := config.Default()
+	o := defaultOptions()
 	o.StoreAddrs = []string{"postgres://u:hunter2hunter2@127.0.0.1:" + strconv.Itoa(unusedPort(t)) + "/db?sslmode=disable"}
 	pc, err := PoolConfig(o, "")
 	require.NoError(t, err)
@@ -168,7 +167,7 @@ func TestConnectFailsAtOnceOnBadPassword(t *testing.T) {
 	u, err := url.Parse(dsn)
 	require.NoError(t, err)
 	u.User = url.UserPassword(u.User.Username(), "not-the-password")
-	o := config.Default()
+	o := defaultOptions()
 	o.StoreAddrs = []string{u.String()}
 	pc, err := PoolConfig(o, "")
 	require.NoError(t, err)

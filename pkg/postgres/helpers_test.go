@@ -124,3 +124,15 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// defaultOptions are the pool settings of metasrv's default configuration
+// (config.Default: postgres.*), which the tests assume.
+func defaultOptions() Options {
+	return Options{
+		MaxConns:        32,
+		MinConns:        2,
+		MaxConnLifetime: time.Hour,
+		MaxConnIdleTime: 10 * time.Minute,
+		ConnectTimeout:  5 * time.Second,
+	}
+}

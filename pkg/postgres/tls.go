@@ -10,9 +10,46 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/pgmetasrv/metasrv/pkg/config"
 )
+
+// TLS modes of TLSOptions.Mode, libpq's sslmode values with '_' for '-'
+// (as TOML keys are written). libpq's spellings (verify-full) are accepted too
+// and mapped to them (CanonicalTLSMode).
+const (
+	TLSDisable    = "disable"
+	TLSAllow      = "allow"
+	TLSPrefer     = "prefer"
+	TLSRequire    = "require"
+	TLSVerifyCA   = "verify_ca"
+	TLSVerifyFull = "verify_full"
+)
+
+// TLSModesHelp lists the accepted TLS modes for messages.
+const TLSModesHelp = "disable, allow, prefer, require, verify_ca or verify_full; libpq's verify-ca and verify-full are accepted too"
+
+// CanonicalTLSMode maps a TLS mode, in this project's spelling or libpq's
+// sslmode spelling, to its canonical constant. "" (leave TLS to the
+// address's sslmode) is valid and stays "". ok is false for an unknown mode.
+func CanonicalTLSMode(mode string) (canonical string, ok bool) {
+	switch mode {
+	case "", TLSDisable, TLSAllow, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
+		return mode, true
+	case "verify-ca":
+		return TLSVerifyCA, true
+	case "verify-full":
+		return TLSVerifyFull, true
+	}
+	return mode, false
+}
+
+// TLSOptions configure TLS to PostgreSQL (backend_tls). An empty Mode leaves
+// TLS to the store address (its sslmode), as libpq would.
+type TLSOptions struct {
+	Mode       string
+	CACertPath string
+	CertPath   string
+	KeyPath    string
+}
 
 // applyTLS replaces the TLS settings of every host with backend_tls, with
 // libpq's sslmode meaning:
@@ -26,10 +63,10 @@ import (
 //
 // libpq's spellings verify-ca and verify-full are accepted as verify_ca and
 // verify_full. An empty mode keeps what each address's sslmode says.
-func applyTLS(c *pgx.ConnConfig, t config.BackendTLSOptions) error {
-	mode, ok := config.CanonicalTLSMode(t.Mode)
+func applyTLS(c *pgx.ConnConfig, t TLSOptions) error {
+	mode, ok := CanonicalTLSMode(t.Mode)
 	if !ok {
-		return fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, config.TLSModesHelp)
+		return fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, TLSModesHelp)
 	}
 	t.Mode = mode
 	if t.Mode == "" {
@@ -42,7 +79,7 @@ func applyTLS(c *pgx.ConnConfig, t config.BackendTLSOptions) error {
 	if err != nil {
 		return err
 	}
-	hosts := hostsOf(c)
+	hosts := distinctHosts(&c.Config)
 	var variants []*pgconn.FallbackConfig
 	for _, h := range hosts {
 		for _, tc := range tlsVariants(t.Mode, base, h.host) {
@@ -56,14 +93,14 @@ func applyTLS(c *pgx.ConnConfig, t config.BackendTLSOptions) error {
 
 // baseTLS loads the CA and client certificate once for all hosts and sets
 // the verification of the mode. ServerName is filled in per host.
-func baseTLS(t config.BackendTLSOptions) (*tls.Config, error) {
+func baseTLS(t TLSOptions) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch t.Mode {
-	case config.TLSDisable:
+	case TLSDisable:
 		return nil, nil
-	case config.TLSAllow, config.TLSPrefer, config.TLSRequire, config.TLSVerifyCA, config.TLSVerifyFull:
+	case TLSAllow, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
 	default:
-		return nil, fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, config.TLSModesHelp)
+		return nil, fmt.Errorf("backend_tls.mode: unknown mode %q (expected %s)", t.Mode, TLSModesHelp)
 	}
 	if t.CACertPath != "" {
 		pem, err := os.ReadFile(t.CACertPath)
@@ -86,11 +123,11 @@ func baseTLS(t config.BackendTLSOptions) (*tls.Config, error) {
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	verifyChain := t.Mode == config.TLSVerifyCA ||
+	verifyChain := t.Mode == TLSVerifyCA ||
 		// libpq: with a root certificate, require (and prefer, allow) verify the chain.
-		(t.Mode == config.TLSRequire || t.Mode == config.TLSPrefer || t.Mode == config.TLSAllow) && t.CACertPath != ""
+		(t.Mode == TLSRequire || t.Mode == TLSPrefer || t.Mode == TLSAllow) && t.CACertPath != ""
 	switch {
-	case t.Mode == config.TLSVerifyFull:
+	case t.Mode == TLSVerifyFull:
 		// Go's default verification: chain against RootCAs (system pool if
 		// none given) and ServerName.
 	case verifyChain:
@@ -127,15 +164,15 @@ func verifyChainOnly(cs tls.ConnectionState, roots *x509.CertPool) error {
 // tlsVariants are the connection attempts for one host, in order; nil means
 // plain text. Unix sockets never use TLS.
 func tlsVariants(mode string, base *tls.Config, host string) []*tls.Config {
-	if mode == config.TLSDisable || strings.HasPrefix(host, "/") {
+	if mode == TLSDisable || strings.HasPrefix(host, "/") {
 		return []*tls.Config{nil}
 	}
 	tc := base.Clone()
 	tc.ServerName = host
 	switch mode {
-	case config.TLSPrefer:
+	case TLSPrefer:
 		return []*tls.Config{tc, nil}
-	case config.TLSAllow:
+	case TLSAllow:
 		return []*tls.Config{nil, tc}
 	}
 	return []*tls.Config{tc}

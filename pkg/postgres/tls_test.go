@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
-	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
 // tlsEnv is a TLS-enabled cluster with the files a client needs.
@@ -103,10 +102,10 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	env := newTLSEnv(t)
 	ctx := context.Background()
 
-	connConfig := func(t *testing.T, dsn string, tlsOpts config.BackendTLSOptions) *pgx.ConnConfig {
-		o := config.Default()
+	connConfig := func(t *testing.T, dsn string, tlsOpts TLSOptions) *pgx.ConnConfig {
+		o := defaultOptions()
 		o.StoreAddrs = []string{dsn}
-		o.BackendTLS = tlsOpts
+		o.TLS = tlsOpts
 		cc, err := ConnConfig(o, "tls_test")
 		require.NoError(t, err)
 		return cc
@@ -114,7 +113,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 
 	t.Run("verify_full", func(t *testing.T) {
 		for _, host := range []string{"127.0.0.1", "localhost"} {
-			cc := connConfig(t, withHost(t, env.superDSN, host), config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: env.caPath})
+			cc := connConfig(t, withHost(t, env.superDSN, host), TLSOptions{Mode: TLSVerifyFull, CACertPath: env.caPath})
 			ssl, err := sslInUse(ctx, cc)
 			require.NoError(t, err, host)
 			require.True(t, ssl, host)
@@ -122,14 +121,14 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	})
 
 	t.Run("verify_full rejects a server signed by another CA", func(t *testing.T) {
-		cc := connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: env.wrongCAPath})
+		cc := connConfig(t, env.superDSN, TLSOptions{Mode: TLSVerifyFull, CACertPath: env.wrongCAPath})
 		_, err := sslInUse(ctx, cc)
 		var unknown x509.UnknownAuthorityError
 		require.ErrorAs(t, err, &unknown)
 	})
 
 	t.Run("verify_full rejects a host name not in the certificate", func(t *testing.T) {
-		cc := connConfig(t, withHost(t, env.superDSN, "db.wrong.example"), config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: env.caPath})
+		cc := connConfig(t, withHost(t, env.superDSN, "db.wrong.example"), TLSOptions{Mode: TLSVerifyFull, CACertPath: env.caPath})
 		cc.LookupFunc = loopbackLookup
 		_, err := sslInUse(ctx, cc)
 		var hostErr x509.HostnameError
@@ -137,42 +136,42 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	})
 
 	t.Run("verify_ca ignores the host name but checks the chain", func(t *testing.T) {
-		cc := connConfig(t, withHost(t, env.superDSN, "db.wrong.example"), config.BackendTLSOptions{Mode: config.TLSVerifyCA, CACertPath: env.caPath})
+		cc := connConfig(t, withHost(t, env.superDSN, "db.wrong.example"), TLSOptions{Mode: TLSVerifyCA, CACertPath: env.caPath})
 		cc.LookupFunc = loopbackLookup
 		ssl, err := sslInUse(ctx, cc)
 		require.NoError(t, err)
 		require.True(t, ssl)
 
-		cc = connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSVerifyCA, CACertPath: env.wrongCAPath})
+		cc = connConfig(t, env.superDSN, TLSOptions{Mode: TLSVerifyCA, CACertPath: env.wrongCAPath})
 		_, err = sslInUse(ctx, cc)
 		var unknown x509.UnknownAuthorityError
 		require.ErrorAs(t, err, &unknown)
 	})
 
 	t.Run("require encrypts without verification", func(t *testing.T) {
-		cc := connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSRequire})
+		cc := connConfig(t, env.superDSN, TLSOptions{Mode: TLSRequire})
 		ssl, err := sslInUse(ctx, cc)
 		require.NoError(t, err)
 		require.True(t, ssl)
 
 		// With a CA file, libpq's require verifies the chain; so do we.
-		cc = connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSRequire, CACertPath: env.wrongCAPath})
+		cc = connConfig(t, env.superDSN, TLSOptions{Mode: TLSRequire, CACertPath: env.wrongCAPath})
 		_, err = sslInUse(ctx, cc)
 		require.Error(t, err)
 	})
 
 	t.Run("prefer and disable", func(t *testing.T) {
-		ssl, err := sslInUse(ctx, connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSPrefer}))
+		ssl, err := sslInUse(ctx, connConfig(t, env.superDSN, TLSOptions{Mode: TLSPrefer}))
 		require.NoError(t, err)
 		require.True(t, ssl)
-		ssl, err = sslInUse(ctx, connConfig(t, env.superDSN, config.BackendTLSOptions{Mode: config.TLSDisable}))
+		ssl, err = sslInUse(ctx, connConfig(t, env.superDSN, TLSOptions{Mode: TLSDisable}))
 		require.NoError(t, err)
 		require.False(t, ssl)
 	})
 
 	t.Run("client certificate authentication", func(t *testing.T) {
-		cc := connConfig(t, env.certUserDSN, config.BackendTLSOptions{
-			Mode: config.TLSVerifyFull, CACertPath: env.caPath, CertPath: env.clientCert, KeyPath: env.clientKey,
+		cc := connConfig(t, env.certUserDSN, TLSOptions{
+			Mode: TLSVerifyFull, CACertPath: env.caPath, CertPath: env.clientCert, KeyPath: env.clientKey,
 		})
 		conn, err := pgx.ConnectConfig(ctx, cc)
 		require.NoError(t, err)
@@ -182,7 +181,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 		require.Equal(t, "certuser", user)
 
 		// Without the certificate the cert rule refuses the role.
-		cc = connConfig(t, env.certUserDSN, config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: env.caPath})
+		cc = connConfig(t, env.certUserDSN, TLSOptions{Mode: TLSVerifyFull, CACertPath: env.caPath})
 		_, err = pgx.ConnectConfig(ctx, cc)
 		var pgErr *pgconn.PgError
 		require.ErrorAs(t, err, &pgErr)
@@ -190,9 +189,9 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	})
 
 	t.Run("Connect gives up at once on an untrusted certificate", func(t *testing.T) {
-		o := config.Default()
+		o := defaultOptions()
 		o.StoreAddrs = []string{env.superDSN}
-		o.BackendTLS = config.BackendTLSOptions{Mode: config.TLSVerifyFull, CACertPath: env.wrongCAPath}
+		o.TLS = TLSOptions{Mode: TLSVerifyFull, CACertPath: env.wrongCAPath}
 		pc, err := PoolConfig(o, "tls_test")
 		require.NoError(t, err)
 		_, err = Connect(ctx, pc, nil) // no deadline: a retry loop would hang the test

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Defaults used for zero Options fields; they match the configuration
-// defaults (procedure.* and max_txn_ops).
+// Defaults used for zero Options fields. The first five are also the
+// configuration's defaults of procedure.* and max_txn_ops: config.Default
+// reads them, so they are stated only here.
 const (
 	DefaultMaxRetryTimes        = 12
 	DefaultRetryDelay           = 500 * time.Millisecond

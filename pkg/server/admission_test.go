@@ -17,8 +17,9 @@ import (
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
-	"github.com/pgmetasrv/metasrv/pkg/server/rpcheader"
-	"github.com/pgmetasrv/metasrv/pkg/server/storesvc"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 )
 
 const waitFor = 10 * time.Second
@@ -28,7 +29,7 @@ type storeRouter struct{ backend kv.Backend }
 
 func (r storeRouter) LeaderBackend(context.Context) (kv.Backend, error) { return r.backend, nil }
 func (r storeRouter) SerializableBackend() kv.Backend                   { return r.backend }
-func (r storeRouter) HeaderInfo() rpcheader.Info                        { return rpcheader.Info{NodeAddr: "self:1"} }
+func (r storeRouter) HeaderInfo() metasrv.HeaderInfo                    { return metasrv.HeaderInfo{NodeAddr: "self:1"} }
 
 // gatedPuts holds every Put in the backend until released.
 type gatedPuts struct {
@@ -49,8 +50,10 @@ func (b gatedPuts) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, 
 
 func storeServer(t *testing.T, opts Options, backend kv.Backend) (*Server, metasrvv1.StoreClient) {
 	t.Helper()
+	// The Store service returns plain errors: apierr maps them.
+	opts.GRPCOptions = append(opts.GRPCOptions, grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(slog.New(slog.DiscardHandler))))
 	opts.Register = func(g *grpc.Server) {
-		storesvc.New(storeRouter{backend: backend}, slog.New(slog.DiscardHandler)).Register(g)
+		metasrvapi.NewStore(storeRouter{backend: backend}).Register(g)
 	}
 	s := startServer(t, opts)
 	return s, metasrvv1.NewStoreClient(dial(t, s))

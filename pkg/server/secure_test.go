@@ -24,7 +24,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
-	"github.com/pgmetasrv/metasrv/pkg/server/grpcerr"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
 	"github.com/pgmetasrv/metasrv/pkg/server/metrics"
 )
 
@@ -220,9 +220,9 @@ func TestMetricsShowGRPCCalls(t *testing.T) {
 		GRPCAddr: "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
 		GRPCOptions: []grpc.ServerOption{
-			// Metrics outermost, so they see the code grpcerr mapped.
-			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), grpcerr.UnaryServerInterceptor(logger)),
-			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), grpcerr.StreamServerInterceptor(logger)),
+			// Metrics outermost, so they see the code apierr mapped.
+			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), apierr.UnaryServerInterceptor(logger)),
+			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), apierr.StreamServerInterceptor(logger)),
 		},
 	})
 	node := adminNode{store: memkv.New()}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/pgmetasrv/metasrv/internal/netproxy"
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
+	"github.com/pgmetasrv/metasrv/internal/proccluster"
 	"github.com/pgmetasrv/metasrv/pkg/client"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
@@ -66,11 +66,12 @@ func newChaosCluster(t *testing.T, o clusterOptions) *chaosCluster {
 		pgAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(pg.Port())),
 		logger:   o.logger,
 	}
-	cfg := nodeConfig{
-		bin:    bin,
-		schema: schemaName,
-		logDir: o.outDir,
-		env: []string{
+	cfg := proccluster.NodeConfig{
+		Binary: bin,
+		Schema: schemaName,
+		LogDir: o.outDir,
+		Args:   []string{"--log-level", "info"},
+		Env: []string{
 			"METASRV_ELECTION__LEASE=" + o.lease.String(),
 			"METASRV_ELECTION__CAMPAIGN_INTERVAL=" + (o.lease / 10).String(),
 			"METASRV_ELECTION__CANDIDATE_LEASE=" + (3 * o.lease).String(),
@@ -80,7 +81,7 @@ func newChaosCluster(t *testing.T, o clusterOptions) *chaosCluster {
 		p, err := netproxy.Start(t.Context(), "127.0.0.1:0", "tcp", c.pgAddr, o.logger)
 		require.NoError(t, err)
 		c.proxies = append(c.proxies, p)
-		dsn, err := withHost(c.adminDSN, p.Addr())
+		dsn, err := proccluster.DSNVia(c.adminDSN, p.Addr())
 		require.NoError(t, err)
 		n, err := newNode(i, dsn, cfg)
 		require.NoError(t, err)
@@ -115,16 +116,6 @@ func (c *chaosCluster) endpoints() []string {
 		out[i] = n.grpcAddr
 	}
 	return out
-}
-
-// withHost rewrites a postgres:// URL to reach host:port instead.
-func withHost(dsn, hostPort string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", errors.New("chaos: the cluster DSN is not a URL")
-	}
-	u.Host = hostPort
-	return u.String(), nil
 }
 
 // waitServing waits until every node's gRPC port accepts connections.

@@ -11,16 +11,34 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
-// Config is what an Elector needs.
+// Config is what an Elector needs. The caller validates the user-facing
+// settings (pkg/config: election.*, meta_* and store_key_prefix); New only
+// refuses values the algorithm cannot work with.
 type Config struct {
-	// Options supply store_addrs, backend_tls, the connect timeout, the
-	// schema and table names, meta_election_lock_id and election.*.
-	Options config.Options
+	// Store is how to reach PostgreSQL (store_addrs, backend_tls and
+	// postgres.connect_timeout); the election session is built from it.
+	Store postgres.Options
+	// Schema and Table are meta_schema_name and meta_table_name: the
+	// election tables are named after Table, in Schema (empty: the
+	// connection's search_path).
+	Schema, Table string
+	// LockID is meta_election_lock_id, the advisory lock key.
+	LockID int64
+	// KeyPrefix is store_key_prefix, the key space this cluster claims.
+	KeyPrefix string
+	// Lease is how long a leader's claim lasts without renewal (election.lease).
+	Lease time.Duration
+	// CampaignInterval is how often a follower tries the lock
+	// (election.campaign_interval); above 0 and below Lease.
+	CampaignInterval time.Duration
+	// CandidateLease is how long a registration lasts without renewal
+	// (election.candidate_lease).
+	CandidateLease time.Duration
+
 	// NodeInfo returns this node's info; its Addr is the address recorded
 	// when this node wins. Called at every win and candidate renewal.
 	NodeInfo func() election.NodeInfo
@@ -100,15 +118,16 @@ func New(cfg Config) (*Elector, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("pgelection: Config.Logger is nil")
 	}
-	eo := cfg.Options.Election
-	if eo.Lease < 300*time.Millisecond {
-		return nil, fmt.Errorf("election.lease is %s: expected at least 300ms", eo.Lease)
+	// Programmer errors only: pkg/config holds the user-facing limits
+	// (election.lease at least 300ms, candidate_lease at least lease).
+	if cfg.Lease <= 0 {
+		return nil, fmt.Errorf("pgelection: Config.Lease is %s: expected above 0", cfg.Lease)
 	}
-	if eo.CampaignInterval <= 0 || eo.CampaignInterval >= eo.Lease {
-		return nil, fmt.Errorf("election.campaign_interval is %s: expected above 0 and below election.lease (%s)", eo.CampaignInterval, eo.Lease)
+	if cfg.CampaignInterval <= 0 || cfg.CampaignInterval >= cfg.Lease {
+		return nil, fmt.Errorf("pgelection: Config.CampaignInterval is %s: expected above 0 and below Config.Lease (%s)", cfg.CampaignInterval, cfg.Lease)
 	}
-	if eo.CandidateLease < 300*time.Millisecond {
-		return nil, fmt.Errorf("election.candidate_lease is %s: expected at least 300ms", eo.CandidateLease)
+	if cfg.CandidateLease <= 0 {
+		return nil, fmt.Errorf("pgelection: Config.CandidateLease is %s: expected above 0", cfg.CandidateLease)
 	}
 	if cfg.NodeName == "" {
 		// The advertised address may be known only once the node listens;
@@ -118,26 +137,26 @@ func New(cfg Config) (*Elector, error) {
 	if cfg.NodeName == "" {
 		return nil, errors.New("pgelection: no NodeName and NodeInfo().Addr is empty: expected the address clients reach this node at")
 	}
-	table := cfg.Options.MetaTableName
+	table, schema := cfg.Table, cfg.Schema
 	// The longest derived name must fit PostgreSQL's identifier limit, or
 	// PostgreSQL would silently truncate it into another table's name.
-	if err := config.ValidIdentifier(table + candidatesSuffix); err != nil {
-		return nil, fmt.Errorf("pgelection: meta_table_name %q cannot name the election tables: %w", table, err)
+	if err := postgres.ValidIdentifier(table + candidatesSuffix); err != nil {
+		return nil, fmt.Errorf("pgelection: table %q cannot name the election tables: %w", table, err)
 	}
-	if s := cfg.Options.MetaSchemaName; s != "" {
-		if err := config.ValidIdentifier(s); err != nil {
-			return nil, fmt.Errorf("pgelection: meta_schema_name: %w", err)
+	if schema != "" {
+		if err := postgres.ValidIdentifier(schema); err != nil {
+			return nil, fmt.Errorf("pgelection: schema: %w", err)
 		}
 	}
-	electionTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+electionSuffix)
-	candidatesTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+candidatesSuffix)
-	clustersTable := postgres.QualifiedTable(cfg.Options.MetaSchemaName, table+clustersSuffix)
-	cc, err := postgres.ConnConfig(cfg.Options, "metasrv-election-"+cfg.NodeName)
+	electionTable := postgres.QualifiedTable(schema, table+electionSuffix)
+	candidatesTable := postgres.QualifiedTable(schema, table+candidatesSuffix)
+	clustersTable := postgres.QualifiedTable(schema, table+clustersSuffix)
+	cc, err := postgres.ConnConfig(cfg.Store, "metasrv-election-"+cfg.NodeName)
 	if err != nil {
 		return nil, fmt.Errorf("pgelection: %w", err)
 	}
 
-	lockID := cfg.Options.MetaElectionLockID
+	lockID := cfg.LockID
 	classID, objID := lockKeyParts(lockID)
 	e := &Elector{
 		cfg:              cfg,
@@ -149,15 +168,15 @@ func New(cfg Config) (*Elector, error) {
 		channel:          notifyChannel(lockID),
 		logger:           cfg.Logger.With("component", "election", "node", cfg.NodeName),
 		stream:           election.NewStream(),
-		lease:            eo.Lease,
-		renewEvery:       eo.Lease / 3,
-		trustSpan:        eo.Lease - eo.Lease/5,
-		campaignInterval: eo.CampaignInterval,
-		candidateLease:   eo.CandidateLease,
-		connectTimeout:   eo.Lease,
-		kvTable:          postgres.QualifiedTable(cfg.Options.MetaSchemaName, table),
+		lease:            cfg.Lease,
+		renewEvery:       cfg.Lease / 3,
+		trustSpan:        cfg.Lease - cfg.Lease/5,
+		campaignInterval: cfg.CampaignInterval,
+		candidateLease:   cfg.CandidateLease,
+		connectTimeout:   cfg.Lease,
+		kvTable:          postgres.QualifiedTable(schema, table),
 		clustersTable:    clustersTable,
-		keyPrefix:        append([]byte{}, cfg.Options.StoreKeyPrefix...), // never nil: NULL is no prefix
+		keyPrefix:        append([]byte{}, cfg.KeyPrefix...), // never nil: NULL is no prefix
 		instanceID:       newInstanceID(),
 	}
 	if cc.ConnectTimeout > 0 && cc.ConnectTimeout < e.connectTimeout {

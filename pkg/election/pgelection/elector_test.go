@@ -210,13 +210,17 @@ func TestNewValidates(t *testing.T) {
 	info := func() election.NodeInfo { return election.NodeInfo{Addr: "a:1"} }
 	pool := newPool(t, base.StoreAddrs[0])
 	for name, mutate := range map[string]func(*Config){
-		"campaign above lease": func(c *Config) { c.Options.Election.CampaignInterval = c.Options.Election.Lease },
-		"tiny lease":           func(c *Config) { c.Options.Election.Lease = time.Millisecond },
-		"long table name":      func(c *Config) { c.Options.MetaTableName = string(make([]byte, 50)) },
+		"campaign above lease": func(c *Config) { c.CampaignInterval = c.Lease },
+		"no lease":             func(c *Config) { c.Lease, c.CampaignInterval = 0, 0 },
+		"no candidate lease":   func(c *Config) { c.CandidateLease = 0 },
+		"long table name":      func(c *Config) { c.Table = string(make([]byte, 50)) },
+		"invalid schema":       func(c *Config) { c.Schema = "a-b" },
 		"no addr":              func(c *Config) { c.NodeInfo = func() election.NodeInfo { return election.NodeInfo{} } },
-		"no store":             func(c *Config) { c.Options.StoreAddrs = nil },
+		"no store":             func(c *Config) { c.Store.StoreAddrs = nil },
+		"no pool":              func(c *Config) { c.Pool = nil },
 	} {
-		cfg := Config{Options: base, NodeInfo: info, Pool: pool, Logger: testLogger(t)}
+		cfg := electionConfig(base)
+		cfg.NodeInfo, cfg.Pool, cfg.Logger = info, pool, testLogger(t)
 		mutate(&cfg)
 		_, err := New(cfg)
 		require.Error(t, err, name)
@@ -239,13 +243,12 @@ func TestElectionRefusesAConnectionThatIsNotASession(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	opts := testOptions(dsn)
 	migrate(t, opts)
-	e, err := New(Config{
-		Options:     opts,
-		NodeInfo:    func() election.NodeInfo { return election.NodeInfo{Addr: "pooled:1"} },
-		Pool:        newPool(t, dsn),
-		Logger:      testLogger(t),
-		wrapSession: func(c sessionConn) sessionConn { return notASession{c} },
-	})
+	cfg := electionConfig(opts)
+	cfg.NodeInfo = func() election.NodeInfo { return election.NodeInfo{Addr: "pooled:1"} }
+	cfg.Pool = newPool(t, dsn)
+	cfg.Logger = testLogger(t)
+	cfg.wrapSession = func(c sessionConn) sessionConn { return notASession{c} }
+	e, err := New(cfg)
 	require.NoError(t, err)
 	err = e.Start(context.Background())
 	require.ErrorIs(t, err, ErrNotASession)

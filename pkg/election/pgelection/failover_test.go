@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
+	"github.com/pgmetasrv/metasrv/internal/proccluster"
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 )
@@ -62,7 +63,9 @@ func childMain() int {
 	}
 	defer pool.Close()
 	src := election.NewNodeInfoSource(name+":3002", "bench", "bench", time.Now())
-	e, err := New(Config{Options: childOptions(os.Getenv(childDSNEnv)), NodeInfo: src.Snapshot, NodeName: name, Pool: pool, Logger: logger})
+	cfg := electionConfig(childOptions(os.Getenv(childDSNEnv)))
+	cfg.NodeInfo, cfg.NodeName, cfg.Pool, cfg.Logger = src.Snapshot, name, pool, logger
+	e, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -87,10 +90,10 @@ func childMain() int {
 	}
 }
 
-// child is one elector process seen from the parent.
+// child is one elector process seen from the parent, in its process slot.
 type child struct {
 	name  string
-	cmd   *exec.Cmd
+	proc  *proccluster.Slot
 	proxy *blackhole
 }
 
@@ -125,14 +128,21 @@ func (r *failoverRig) spawn() {
 		u.Host = c.proxy.addr()
 		dsn = u.String()
 	}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+name, childDSNEnv+"="+dsn, childPoolEnv+"="+r.dsn)
-	c.cmd.Stderr = os.Stderr
-	out, err := c.cmd.StdoutPipe()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+name, childDSNEnv+"="+dsn, childPoolEnv+"="+r.dsn)
+	cmd.Stderr = os.Stderr
+	// A pipe of our own, not StdoutPipe: the slot waits for the process
+	// while the reader below may still be reading.
+	out, w, err := os.Pipe()
 	require.NoError(r.t, err)
-	require.NoError(r.t, c.cmd.Start())
+	cmd.Stdout = w
+	c.proc = &proccluster.Slot{Name: "elector " + name}
+	err = c.proc.Start(cmd)
+	w.Close()
+	require.NoError(r.t, err)
 	ready := make(chan struct{})
 	go func() {
+		defer out.Close()
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
@@ -159,7 +169,7 @@ func (r *failoverRig) spawn() {
 // reap waits for a child that was killed or stopped and forgets it.
 func (r *failoverRig) reap(name string) {
 	c := r.children[name]
-	_ = c.cmd.Wait()
+	<-c.proc.Exited()
 	if c.proxy != nil {
 		c.proxy.close()
 	}
@@ -185,7 +195,7 @@ func (r *failoverRig) awaitElected(above int64) event {
 
 func (r *failoverRig) stopAll() {
 	for name, c := range r.children {
-		_ = c.cmd.Process.Kill()
+		_ = c.proc.Kill()
 		r.reap(name)
 	}
 }
@@ -211,10 +221,10 @@ func TestFailoverTimes(t *testing.T) {
 		viaProxy bool
 		fault    func(r *failoverRig)
 	}{
-		{"sigkill", false, func(r *failoverRig) { require.NoError(t, r.children[r.leader].cmd.Process.Signal(syscall.SIGKILL)) }},
+		{"sigkill", false, func(r *failoverRig) { require.NoError(t, r.children[r.leader].proc.Signal(syscall.SIGKILL)) }},
 		{"pg_terminate_backend", false, func(r *failoverRig) { terminate(t, pool, r.leader) }},
 		{"partition", true, func(r *failoverRig) { r.children[r.leader].proxy.partition() }},
-		{"resign_sigterm", false, func(r *failoverRig) { require.NoError(t, r.children[r.leader].cmd.Process.Signal(syscall.SIGTERM)) }},
+		{"resign_sigterm", false, func(r *failoverRig) { require.NoError(t, r.children[r.leader].proc.Signal(syscall.SIGTERM)) }},
 	}
 	only := os.Getenv("METASRV_FAILOVER_SCENARIOS") // comma-separated names; empty: all
 	for _, sc := range scenarios {
@@ -239,7 +249,7 @@ func TestFailoverTimes(t *testing.T) {
 			took = append(took, ev.at.Sub(start))
 			if sc.name != "pg_terminate_backend" {
 				if sc.name == "partition" {
-					_ = r.children[old].cmd.Process.Kill()
+					_ = r.children[old].proc.Kill()
 				}
 				r.reap(old)
 				r.spawn()

@@ -54,6 +54,20 @@ func testOptions(dsn string) config.Options {
 	return o
 }
 
+// electionConfig is the part of Config a node takes from its options.
+func electionConfig(o config.Options) Config {
+	return Config{
+		Store:            o.Store(),
+		Schema:           o.MetaSchemaName,
+		Table:            o.MetaTableName,
+		LockID:           o.MetaElectionLockID,
+		KeyPrefix:        o.StoreKeyPrefix,
+		Lease:            o.Election.Lease,
+		CampaignInterval: o.Election.CampaignInterval,
+		CandidateLease:   o.Election.CandidateLease,
+	}
+}
+
 // migrate applies the migrations to the database of opts.
 func migrate(t testing.TB, opts config.Options) {
 	t.Helper()
@@ -127,13 +141,11 @@ func startNode(t testing.TB, opts config.Options, pool *pgxpool.Pool, name strin
 func newNode(t testing.TB, opts config.Options, pool *pgxpool.Pool, name string, options ...nodeOption) *node {
 	t.Helper()
 	src := election.NewNodeInfoSource(name+":3002", "test", "abcdef", time.Now())
-	cfg := Config{
-		Options:  opts,
-		NodeInfo: src.Snapshot,
-		NodeName: name,
-		Pool:     pool,
-		Logger:   testLogger(t).With("test", t.Name()),
-	}
+	cfg := electionConfig(opts)
+	cfg.NodeInfo = src.Snapshot
+	cfg.NodeName = name
+	cfg.Pool = pool
+	cfg.Logger = testLogger(t).With("test", t.Name())
 	for _, o := range options {
 		o(&cfg)
 	}

@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
 // Name is the backend name, as GreptimeDB calls it.
@@ -36,7 +36,7 @@ const (
 )
 
 // Options say where the table lives and how hard to retry. Schema and Table
-// must be valid identifiers (config.ValidIdentifier); they are quoted anyway.
+// must be valid identifiers (postgres.ValidIdentifier); they are quoted anyway.
 type Options struct {
 	// Schema holding the table; empty means the connection's search_path decides.
 	Schema string
@@ -70,11 +70,11 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	if o.Schema != "" {
-		if err := config.ValidIdentifier(o.Schema); err != nil {
+		if err := postgres.ValidIdentifier(o.Schema); err != nil {
 			return fmt.Errorf("pgkv: schema: %w", err)
 		}
 	}
-	if err := config.ValidIdentifier(o.Table); err != nil {
+	if err := postgres.ValidIdentifier(o.Table); err != nil {
 		return fmt.Errorf("pgkv: table: %w", err)
 	}
 	if o.MaxAttempts < 1 {

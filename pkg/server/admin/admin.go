@@ -2,9 +2,13 @@
 // maintenance switch, the procedure manager's status and pause switch, the
 // sanitised configuration, and the Prometheus metrics.
 //
-// Handlers answer JSON errors as {"error": "..."} (plus "leader" when the
-// request must go to the leader), 405 with an Allow header for a wrong
-// method, and 413 for a body over the limit.
+// Handlers answer JSON errors as {"error": "..."}, 405 with an Allow header
+// for a wrong method, and 413 for a body over the limit. A failure of the
+// store, the election or the procedure manager gets the HTTP status that
+// package apierr's map (the one the gRPC API answers from) gives it, and adds
+// "code" (the gRPC code name, e.g. "UNAVAILABLE"), "reason" (the metasrv
+// ErrorInfo reason, e.g. "NOT_LEADER") when any, and "leader" when the
+// request must go to the leader and it is known.
 //
 // Authorisation of the POST endpoints (the ones that change something):
 //   - http.admin_token set: a POST needs "Authorization: Bearer <token>" or a

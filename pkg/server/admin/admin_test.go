@@ -367,6 +367,9 @@ func TestProcedureManagerOnFollower(t *testing.T) {
 		body := r.json(t)
 		require.Equal(t, leaderAddr, body["leader"], c.path)
 		require.Contains(t, body["error"], "send this request to the leader")
+		// The code and reason the gRPC API gives the same refusal.
+		require.Equal(t, "UNAVAILABLE", body["code"], c.path)
+		require.Equal(t, "NOT_LEADER", body["reason"], c.path)
 	}
 
 	// With no leader known, the refusal says so.

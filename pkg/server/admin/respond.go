@@ -6,16 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
-	"github.com/pgmetasrv/metasrv/pkg/election"
-	"github.com/pgmetasrv/metasrv/pkg/kv"
-	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
 )
 
 // errorBody is every error response.
 type errorBody struct {
 	Error string `json:"error"`
+	// Code is the canonical name of the gRPC code the same failure gets on
+	// the gRPC API ("UNAVAILABLE", "INVALID_ARGUMENT"), and Reason its
+	// metasrv ErrorInfo reason ("NOT_LEADER"), when any: both come from
+	// package apierr's map, as does the HTTP status. Set on the failures of
+	// the store, the election and the procedure manager.
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Leader is set when the request must be sent to the leader, and it is known.
 	Leader string `json:"leader,omitempty"`
 }
@@ -36,58 +42,42 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, errorBody{Error: msg})
 }
 
-// fail answers err with the status an operator or a script can act on. The
-// messages of storage errors may name internal hosts, so they go to the log
-// only.
+// fail answers err with the status and code that package apierr maps it to,
+// the ones the gRPC API answers the same failure with. A message never
+// carries an internal cause (storage errors may name internal hosts): the
+// log does, for the server's own faults.
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var notLeader *election.NotLeaderError
 	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
+	if errors.As(err, &tooLarge) {
+		// Reading the request, not an answer of the core: HTTP's own.
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes (http.body_limit)", tooLarge.Limit))
-	case errors.As(err, &notLeader):
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: notLeader.Error() + "; send this request to the leader", Leader: notLeader.Leader})
-	case errors.Is(err, election.ErrFenced):
-		writeError(w, http.StatusServiceUnavailable, "this node lost its leadership while serving the request; the change was not applied, retry on the new leader")
-	case errors.Is(err, election.ErrNoLeader):
-		writeError(w, http.StatusServiceUnavailable, "no leader is elected right now; retry shortly")
-	case errors.Is(err, kv.ErrInvalidArgument):
-		// Built from the request and naming the limit: what the caller needs.
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, kv.ErrOutcomeUnknown):
-		h.log.ErrorContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "the storage backend lost the result of the write: it may or may not have been applied; read the state before retrying")
-	case errors.Is(err, kv.ErrUnavailable):
-		h.log.WarnContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the storage backend is unavailable; the request was not applied, retry shortly")
+		return
+	}
+	a, _ := apierr.Classify(err)
+	ctx := r.Context()
+	switch {
+	case a.Fault && ctx.Err() == nil:
+		h.log.ErrorContext(ctx, "admin request failed", "method", r.Method, "path", r.URL.Path, "code", a.CodeName(), "err", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		h.log.WarnContext(r.Context(), "admin request timed out", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusGatewayTimeout, "the request did not complete in time; it may or may not have been applied")
-	case errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, "request canceled")
-	default:
-		h.log.ErrorContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error; see the server log")
+		// Most likely the admin's own request timeout (Deps.RequestTimeout).
+		h.log.WarnContext(ctx, "admin request timed out", "method", r.Method, "path", r.URL.Path, "err", err)
+	case h.log.Enabled(ctx, slog.LevelDebug):
+		h.log.DebugContext(ctx, "admin request refused", "method", r.Method, "path", r.URL.Path, "code", a.CodeName(), "err", err)
 	}
-}
-
-// notLeader is the refusal of a leader-only request on this node, naming the
-// leader when the election knows it.
-func (h *handlers) notLeader(ctx context.Context) error {
-	l, err := h.cluster.Leader(ctx)
-	if err != nil {
-		return &election.NotLeaderError{}
-	}
-	return &election.NotLeaderError{Leader: l.Addr}
+	writeJSON(w, a.HTTPStatus(), errorBody{Error: a.Message, Code: a.CodeName(), Reason: a.Reason, Leader: a.Leader})
 }
 
 // leaderOnly turns the procedure manager's "not running here" into the
-// not-leader refusal that tells the caller where to go.
+// not-leader refusal that tells the caller where to go, naming the leader
+// when the election knows it.
 func (h *handlers) leaderOnly(ctx context.Context, err error) error {
-	if errors.Is(err, procedure.ErrNotRunning) {
-		return h.notLeader(ctx)
-	}
-	return err
+	return apierr.LeaderOnly(err, func() string {
+		l, err := h.cluster.Leader(ctx)
+		if err != nil {
+			return ""
+		}
+		return l.Addr
+	})
 }
 
 func (h *handlers) limitBody(next http.HandlerFunc) http.HandlerFunc {

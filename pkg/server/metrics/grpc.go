@@ -13,7 +13,7 @@ import (
 // GRPC counts and times gRPC calls by full method and status code.
 //
 // Its interceptors must run outside the one that maps Go errors to statuses
-// (grpcerr): chained first, they see the code the client gets.
+// (apierr): chained first, they see the code the client gets.
 type GRPC struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec

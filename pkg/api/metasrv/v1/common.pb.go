@@ -25,8 +25,11 @@ const (
 // only helps to correlate a call with its client in the server's logs.
 type RequestHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Free-form name of the calling client (e.g. "metasrv-ctl", a datanode id).
-	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Name of the calling client (e.g. "metasrv-ctl", a datanode id), UTF-8.
+	// Declared bytes so that a malformed one reaches the server, which refuses
+	// it with INVALID_ARGUMENT; as a string it would fail decoding and surface
+	// as INTERNAL. Wire-identical to a string field.
+	ClientId      []byte `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -61,11 +64,11 @@ func (*RequestHeader) Descriptor() ([]byte, []int) {
 	return file_metasrv_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *RequestHeader) GetClientId() string {
+func (x *RequestHeader) GetClientId() []byte {
 	if x != nil {
 		return x.ClientId
 	}
-	return ""
+	return nil
 }
 
 // ResponseHeader is on every response: what the answering node knows of the
@@ -195,7 +198,7 @@ const file_metasrv_v1_common_proto_rawDesc = "" +
 	"\x17metasrv/v1/common.proto\x12\n" +
 	"metasrv.v1\",\n" +
 	"\rRequestHeader\x12\x1b\n" +
-	"\tclient_id\x18\x01 \x01(\tR\bclientId\"b\n" +
+	"\tclient_id\x18\x01 \x01(\fR\bclientId\"b\n" +
 	"\x0eResponseHeader\x12\x1b\n" +
 	"\tnode_addr\x18\x01 \x01(\tR\bnodeAddr\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
