@@ -5,16 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	"github.com/pgmetasrv/metasrv/pkg/client"
+	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
 // benchKV holds the flags of `metasrv bench kv`.
@@ -27,6 +33,8 @@ type benchKV struct {
 	keys       int
 	valueSize  int
 	rangeLimit int
+	txnKeys    int
+	metricsURL string
 	comparePG  string
 	table      string
 	keyPrefix  string
@@ -43,20 +51,37 @@ func newBenchKVCommand(a *app) *cobra.Command {
 against the cluster's leader, then prints ops/s and p50/p90/p99/max latency (successful
 operations only) and the error count.
 
-Operations: put (upsert a random key), get (a random existing key), range (--range-limit
+Operations: ping (the transport floor: the standard gRPC health Check, answered from
+memory, on one connection to the leader shared by the -c clients, as pkg/client shares
+its own), put (upsert a random key), get (a random existing key), range (--range-limit
 keys from a random existing key), cas (compare-and-put on a key the client owns, always
-matching), txn (compare value, put on success, get on failure; same keys as cas).
-get, range, cas and txn first preload --keys keys. The benchmark's keys live under
---key-prefix and are deleted at the end.
+matching), txn (one Txn of --txn-keys value compares, as many puts on success and gets on
+failure, on distinct keys the client owns; the compares always hold). get, range, cas and
+txn first preload --keys keys. The benchmark's keys live under --key-prefix and are
+deleted at the end.
+
+Server CPU: the leader's process_cpu_seconds_total is read from its /metrics before and
+after the metasrv run (not the preload), and the CPU time per 1,000 successful operations
+is printed beside ops/s (srv-cpu/1k-ops), with the cores kept busy: on a shared or noisy
+machine that reads as efficiency, not only as speed. The URL is --metrics-url, by default
+http://<leader host>:4000/metrics (the default http.addr port); a node started with
+another --http-addr needs the flag. When it cannot be scraped the output says why and the
+run still succeeds. A scraped node that served far fewer gRPC calls than the operations
+counted is flagged: it is probably not the leader.
 
 With --compare-pg DSN the same workload then runs as raw SQL through pgx (a pool of -c
 connections) on that PostgreSQL, against a scratch table --table (k bytea primary key,
-v bytea) created for the run and dropped after it, and the ratios metasrv/raw are printed:
+v bytea) created for the run and dropped after it, and the ratios metasrv/raw are printed
+(PostgreSQL's own CPU is not measured: raw-pg shows "-"):
+  ping   pgx Ping: an empty statement, one round trip (no table)
   put    INSERT .. ON CONFLICT (k) DO UPDATE
   get    SELECT v WHERE k = $1
   range  SELECT k, v WHERE k >= $1 AND k < $2 ORDER BY k LIMIT n
   cas    UPDATE .. SET v = $3 WHERE k = $1 AND v = $2
-  txn    BEGIN; SELECT v .. FOR UPDATE; UPDATE; COMMIT
+  txn    --txn-keys 1: BEGIN; SELECT v WHERE k = $1 FOR UPDATE; compare in Go; UPDATE;
+         COMMIT. --txn-keys N > 1: BEGIN; SELECT k, v WHERE k = ANY($1) ORDER BY k FOR
+         UPDATE (the N rows in one statement); compare in Go; the N UPDATEs as one
+         pipelined pgx batch; COMMIT. Four round trips either way.
 A progress line is printed to stderr every second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,12 +94,14 @@ A progress line is printed to stderr every second.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
-	f.StringVar(&b.op, "op", loadgen.OpPut, "operation: put, get, range, cas or txn")
+	f.StringVar(&b.op, "op", loadgen.OpPut, "operation: ping, put, get, range, cas or txn")
 	f.IntVarP(&b.clients, "clients", "c", 64, "concurrent clients")
 	f.DurationVarP(&b.duration, "duration", "d", 10*time.Second, "how long each target runs")
 	f.IntVar(&b.keys, "keys", 100000, "size of the key space")
 	f.IntVar(&b.valueSize, "value-size", 256, "value size in bytes")
 	f.IntVar(&b.rangeLimit, "range-limit", 100, "keys per range read")
+	f.IntVar(&b.txnKeys, "txn-keys", 1, "keys per txn: that many compares and puts in one Txn (--op txn)")
+	f.StringVar(&b.metricsURL, "metrics-url", "", "the leader's Prometheus /metrics URL, or its HTTP host:port, for the server CPU figures; none to skip (default http://<leader host>:4000/metrics)")
 	f.StringVar(&b.comparePG, "compare-pg", "", "PostgreSQL DSN (URL or key=value) to run the same workload on as raw SQL")
 	f.StringVar(&b.table, "table", "", "scratch table of --compare-pg, created and dropped by the run (default metasrv_bench_<random>)")
 	f.StringVar(&b.keyPrefix, "key-prefix", "", "prefix of the benchmark's keys in metasrv (default bench/kv/<random>/)")
@@ -88,9 +115,9 @@ var benchTableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // validate refuses bad flags before anything connects or writes.
 func (b *benchKV) validate() error {
 	switch b.op {
-	case loadgen.OpPut, loadgen.OpGet, loadgen.OpRange, loadgen.OpCAS, loadgen.OpTxn:
+	case loadgen.OpPing, loadgen.OpPut, loadgen.OpGet, loadgen.OpRange, loadgen.OpCAS, loadgen.OpTxn:
 	default:
-		return fmt.Errorf("--op %q: expected put, get, range, cas or txn", b.op)
+		return fmt.Errorf("--op %q: expected ping, put, get, range, cas or txn", b.op)
 	}
 	switch {
 	case b.clients < 1:
@@ -109,13 +136,26 @@ func (b *benchKV) validate() error {
 	if b.op == loadgen.OpRange && (b.rangeLimit < 1 || b.rangeLimit > b.keys) {
 		return fmt.Errorf("--range-limit %d: must be between 1 and --keys (%d)", b.rangeLimit, b.keys)
 	}
+	if b.txnKeys < 1 {
+		return fmt.Errorf("--txn-keys %d: must be at least 1", b.txnKeys)
+	}
+	if b.txnKeys != 1 && b.op != loadgen.OpTxn {
+		return errors.New("--txn-keys is only used with --op txn")
+	}
 	if b.op == loadgen.OpCAS || b.op == loadgen.OpTxn {
 		if b.valueSize < 4 {
 			return fmt.Errorf("--value-size %d: %s needs at least 4 bytes (the value carries a version)", b.valueSize, b.op)
 		}
-		if b.keys < b.clients {
-			return fmt.Errorf("--keys %d: %s needs at least one key per client (--clients %d)", b.keys, b.op, b.clients)
+		perClient := 1
+		if b.op == loadgen.OpTxn {
+			perClient = b.txnKeys
 		}
+		if b.keys < b.clients*perClient {
+			return fmt.Errorf("--keys %d: %s needs at least %d keys per client (--clients %d)", b.keys, b.op, perClient, b.clients)
+		}
+	}
+	if _, err := parseMetricsURL(b.metricsURL); err != nil {
+		return err
 	}
 	if b.table != "" && !benchTableName.MatchString(b.table) {
 		return fmt.Errorf("--table %q: expected a plain identifier (letters, digits, underscore; at most 63)", b.table)
@@ -142,7 +182,7 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		b.table = "metasrv_bench_" + loadgen.RandomHex(4)
 	}
 	w := &loadgen.KV{Op: b.op, Clients: b.clients, Duration: b.duration, OpTimeout: b.opTimeout,
-		Keys: b.keys, ValueSize: b.valueSize, RangeLimit: b.rangeLimit, KeyPrefix: b.keyPrefix,
+		Keys: b.keys, ValueSize: b.valueSize, RangeLimit: b.rangeLimit, TxnKeys: b.txnKeys, KeyPrefix: b.keyPrefix,
 		Progress: b.app.stderr, Describe: describe}
 	logger := slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -155,14 +195,30 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		}
 		defer raw.Close()
 	}
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints, ClientID: "metasrv-bench"}, logger)
+	// The closing delete of every benchmark key may take longer than the
+	// client's quick-failover attempt (1s); each load operation is bounded
+	// by --op-timeout anyway.
+	c, err := client.New(ctx, client.Config{Endpoints: endpoints, ClientID: "metasrv-bench",
+		RequestTimeout: loadgen.CleanupTimeout, AttemptTimeout: loadgen.CleanupTimeout / 2}, logger)
 	if err != nil {
 		return describe(err)
 	}
 	defer c.Close()
 
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		return fmt.Errorf("find the leader: %w", describe(err))
+	}
+	if w.Metrics, err = b.scraper(leader.Addr); err != nil {
+		return err
+	}
 	report := w.Report()
-	res, err := w.RunMetasrv(ctx, c)
+	var res loadgen.Result
+	if b.op == loadgen.OpPing {
+		res, err = b.runPing(ctx, w, leader.Addr)
+	} else {
+		res, err = w.RunMetasrv(ctx, c)
+	}
 	if err != nil {
 		return err
 	}
@@ -184,4 +240,64 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		}
 	}
 	return nil
+}
+
+// runPing runs --op ping on a connection of its own to the leader, dialled
+// as pkg/client dials (plaintext, as bench kv's client is).
+func (b *benchKV) runPing(ctx context.Context, w *loadgen.KV, leader string) (loadgen.Result, error) {
+	cc, err := grpc.NewClient(leader, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return loadgen.Result{}, fmt.Errorf("ping: leader %q: %w", leader, err)
+	}
+	defer cc.Close()
+	return w.RunPing(ctx, cc)
+}
+
+// metricsNone is the --metrics-url that turns the scrape off.
+const metricsNone = "none"
+
+// parseMetricsURL normalises --metrics-url: a URL (http or https; the path
+// defaults to /metrics) or a bare host:port. "" (derive) and "none" come
+// back as they are.
+func parseMetricsURL(v string) (string, error) {
+	if v == "" || v == metricsNone {
+		return v, nil
+	}
+	raw := v
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("--metrics-url %q: expected an http(s) URL or host:port", v)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/metrics"
+	}
+	return u.String(), nil
+}
+
+// scraper is what reads the leader's CPU counter, nil with --metrics-url
+// none. Without the flag the URL is the leader's host on the default HTTP
+// port, and a failure to scrape it says so.
+func (b *benchKV) scraper(leader string) (*loadgen.Scraper, error) {
+	u, err := parseMetricsURL(b.metricsURL)
+	if err != nil || u == metricsNone {
+		return nil, err
+	}
+	if u != "" {
+		return &loadgen.Scraper{URL: u}, nil
+	}
+	_, defPort, err := net.SplitHostPort(config.Default().HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("the default http.addr: %w", err)
+	}
+	host, _, err := net.SplitHostPort(leader)
+	if err != nil {
+		return nil, fmt.Errorf("the leader's address %q: %w", leader, err)
+	}
+	return &loadgen.Scraper{
+		URL:  "http://" + net.JoinHostPort(host, defPort) + "/metrics",
+		Hint: "derived from the leader's host and the default HTTP port; give the leader's with --metrics-url",
+	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pgmetasrv/metasrv/internal/loadgen"
 )
@@ -14,15 +15,21 @@ func (b *benchKV) print(r loadgen.KVReport) error {
 	if b.output == outputJSON {
 		return jsonEncode(out, r)
 	}
-	fmt.Fprintf(out, "bench kv: op=%s clients=%d duration=%s keys=%d value_size=%d", r.Op, r.Clients, r.Duration, r.Keys, r.ValueSize)
+	fmt.Fprintf(out, "bench kv: op=%s clients=%d duration=%s", r.Op, r.Clients, r.Duration)
+	if r.Op != loadgen.OpPing {
+		fmt.Fprintf(out, " keys=%d value_size=%d", r.Keys, r.ValueSize)
+	}
 	if r.RangeLimit > 0 {
 		fmt.Fprintf(out, " range_limit=%d", r.RangeLimit)
 	}
+	if r.TxnKeys > 0 {
+		fmt.Fprintf(out, " txn_keys=%d", r.TxnKeys)
+	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tops/s\tp50\tp90\tp99\tmax\tops\terrors\t")
+	fmt.Fprintln(tw, "target\tops/s\tsrv-cpu/1k-ops\tp50\tp90\tp99\tmax\tops\terrors\t")
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec,
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec, cpuPer1k(res.ServerCPU),
 			loadgen.FormatLatency(res.P50), loadgen.FormatLatency(res.P90), loadgen.FormatLatency(res.P99), loadgen.FormatLatency(res.Max), res.Ops, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
@@ -32,11 +39,56 @@ func (b *benchKV) print(r loadgen.KVReport) error {
 		fmt.Fprintf(out, "ratio metasrv/raw-pg: ops/s %.2fx, p99 %.2fx\n", r.Ratio.OpsPerSec, r.Ratio.P99)
 	}
 	for _, res := range r.Results {
+		printServerCPU(out, res)
+	}
+	for _, res := range r.Results {
 		if res.FirstError != "" {
 			fmt.Fprintf(out, "first error (%s): %s\n", res.Target, res.FirstError)
 		}
 	}
 	return nil
+}
+
+// cpuPer1k is the srv-cpu/1k-ops cell: the server's CPU time per 1,000
+// operations, "n/a" when it could not be measured, "-" for a target whose
+// server is not measured (raw-pg) or with --metrics-url none.
+func cpuPer1k(c *loadgen.ServerCPU) string {
+	switch {
+	case c == nil:
+		return "-"
+	case !c.Measured:
+		return "n/a"
+	default:
+		return formatSeconds(c.SecondsPer1kOps)
+	}
+}
+
+// printServerCPU says where a target's server CPU figure comes from, or why
+// there is none.
+func printServerCPU(out io.Writer, res loadgen.Result) {
+	c := res.ServerCPU
+	if c == nil {
+		return
+	}
+	if !c.Measured {
+		fmt.Fprintf(out, "server cpu (%s): not measured: %s\n", res.Target, c.Error)
+		return
+	}
+	fmt.Fprintf(out, "server cpu (%s): %s in %s (%.2f cores) from %s", res.Target,
+		formatSeconds(c.Seconds), formatSeconds(res.ElapsedSec), c.Cores, c.Source)
+	if c.GRPCCalls != nil {
+		fmt.Fprintf(out, ", %d gRPC calls", *c.GRPCCalls)
+	}
+	fmt.Fprintln(out)
+	if c.Warning != "" {
+		fmt.Fprintf(out, "warning (%s): %s\n", res.Target, c.Warning)
+	}
+}
+
+// formatSeconds prints seconds with three significant digits, in the unit
+// FormatLatency would pick.
+func formatSeconds(s float64) string {
+	return loadgen.FormatLatency(time.Duration(s * float64(time.Second)))
 }
 
 func jsonEncode(w io.Writer, v any) error {

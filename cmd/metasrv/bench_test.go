@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"regexp"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -29,16 +30,32 @@ func TestBenchKVAgainstMemoryNode(t *testing.T) {
 	t.Parallel()
 	n := startMemoryNode(t, config.Default())
 	addr := n.srv.GRPCAddr().String()
-	for _, op := range []string{loadgen.OpPut, loadgen.OpGet, loadgen.OpRange, loadgen.OpCAS, loadgen.OpTxn} {
-		t.Run(op, func(t *testing.T) {
+	metricsURL := "http://" + n.srv.HTTPAddr().String() + "/metrics"
+	for _, tc := range []struct {
+		name, op string
+		extra    []string
+	}{
+		{loadgen.OpPing, loadgen.OpPing, nil},
+		{loadgen.OpPut, loadgen.OpPut, nil},
+		{loadgen.OpGet, loadgen.OpGet, nil},
+		{loadgen.OpRange, loadgen.OpRange, nil},
+		{loadgen.OpCAS, loadgen.OpCAS, nil},
+		{loadgen.OpTxn, loadgen.OpTxn, nil},
+		{"txn3", loadgen.OpTxn, []string{"--txn-keys", "3"}},
+	} {
+		op := tc.op
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			code, stdout, stderr := runCLI("bench", "kv", "--endpoints", addr, "--op", op,
+			code, stdout, stderr := runCLI(append([]string{"bench", "kv", "--endpoints", addr, "--op", op,
 				"-c", "4", "-d", "1s", "--keys", "500", "--value-size", "32", "--range-limit", "10",
-				"--key-prefix", "bench-test/"+op+"/", "-o", "json")
+				"--key-prefix", "bench-test/" + tc.name + "/", "--metrics-url", metricsURL, "-o", "json"}, tc.extra...)...)
 			require.Equal(t, 0, code, stderr)
 			var rep loadgen.KVReport
 			require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 			require.Equal(t, op, rep.Op)
+			if tc.name == "txn3" {
+				require.Equal(t, 3, rep.TxnKeys)
+			}
 			require.Len(t, rep.Results, 1)
 			res := rep.Results[0]
 			require.Equal(t, "metasrv", res.Target)
@@ -47,7 +64,19 @@ func TestBenchKVAgainstMemoryNode(t *testing.T) {
 			require.Positive(t, res.OpsPerSec)
 			require.LessOrEqual(t, res.P50Ms, res.P99Ms)
 			require.LessOrEqual(t, res.P99Ms, res.MaxMs)
-			if op != loadgen.OpPut {
+			// The node's CPU, from its own /metrics; the subtests share the
+			// node, so its gRPC calls are at least this run's.
+			cpu := res.ServerCPU
+			require.NotNil(t, cpu)
+			require.True(t, cpu.Measured, cpu.Error)
+			require.Equal(t, metricsURL, cpu.Source)
+			require.GreaterOrEqual(t, cpu.Seconds, 0.0)
+			require.NotNil(t, cpu.GRPCCalls)
+			require.GreaterOrEqual(t, *cpu.GRPCCalls, res.Ops)
+			require.Empty(t, cpu.Warning)
+			if op == loadgen.OpPut || op == loadgen.OpPing {
+				require.NotContains(t, stderr, "preloading")
+			} else {
 				require.Contains(t, stderr, "preloading 500 keys")
 			}
 		})
@@ -69,7 +98,7 @@ func TestBenchKVBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--op", "scan"}, `--op "scan": expected put, get, range, cas or txn`},
+		{[]string{"--op", "scan"}, `--op "scan": expected ping, put, get, range, cas or txn`},
 		{[]string{"-c", "0"}, "--clients 0"},
 		{[]string{"--op", "range", "--keys", "10", "--range-limit", "11"}, "--range-limit 11"},
 		{[]string{"--op", "cas", "--value-size", "2"}, "--value-size 2"},
@@ -77,6 +106,10 @@ func TestBenchKVBadInput(t *testing.T) {
 		{[]string{"--table", "x; drop", "--compare-pg", "postgres://h/db"}, `--table "x; drop"`},
 		{[]string{"--table", "t"}, "--table is only used with --compare-pg"},
 		{[]string{"-o", "yaml"}, `--output "yaml"`},
+		{[]string{"--op", "txn", "--txn-keys", "0"}, "--txn-keys 0: must be at least 1"},
+		{[]string{"--op", "put", "--txn-keys", "2"}, "--txn-keys is only used with --op txn"},
+		{[]string{"--op", "txn", "--txn-keys", "3", "-c", "4", "--keys", "11"}, "--keys 11: txn needs at least 3 keys per client"},
+		{[]string{"--metrics-url", "ftp://h/metrics"}, `--metrics-url "ftp://h/metrics": expected an http(s) URL or host:port`},
 	} {
 		code, _, stderr := runCLI(append([]string{"bench", "kv", "--endpoints", "127.0.0.1:1"}, tc.args...)...)
 		require.Equal(t, 1, code)
@@ -87,6 +120,38 @@ func TestBenchKVBadInput(t *testing.T) {
 	code, _, stderr := runCLI("bench", "failover")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `unknown command "failover"`)
+}
+
+// TestBenchKVTextServerCPU checks the text output: the server CPU column,
+// and a /metrics that cannot be scraped said in the output without failing
+// the run.
+func TestBenchKVTextServerCPU(t *testing.T) {
+	t.Parallel()
+	n := startMemoryNode(t, config.Default())
+	addr := n.srv.GRPCAddr().String()
+
+	code, stdout, stderr := runCLI("bench", "kv", "--endpoints", addr, "--op", "ping", "-c", "2", "-d", "1s",
+		"--metrics-url", n.srv.HTTPAddr().String())
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "bench kv: op=ping clients=2 duration=1s\n")
+	require.Contains(t, stdout, "srv-cpu/1k-ops")
+	require.Regexp(t, `server cpu \(metasrv\): \S+ in \S+ \(\d+\.\d\d cores\) from http://`+regexp.QuoteMeta(n.srv.HTTPAddr().String())+`/metrics, \d+ gRPC calls\n`, stdout)
+	require.NotContains(t, stdout, "n/a")
+
+	// Nothing listens on port 1.
+	code, stdout, stderr = runCLI("bench", "kv", "--endpoints", addr, "--op", "ping", "-c", "2", "-d", "1s",
+		"--metrics-url", "127.0.0.1:1")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "n/a")
+	require.Contains(t, stdout, "server cpu (metasrv): not measured: before the run: Get \"http://127.0.0.1:1/metrics\"")
+
+	// --metrics-url none: no column figure, no line.
+	code, stdout, stderr = runCLI("bench", "kv", "--endpoints", addr, "--op", "ping", "-c", "2", "-d", "1s",
+		"--metrics-url", "none", "-o", "json")
+	require.Equal(t, 0, code, stderr)
+	var rep loadgen.KVReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	require.Nil(t, rep.Results[0].ServerCPU)
 }
 
 // benchPG is a PostgreSQL superuser DSN for the bench tests: the server in
@@ -108,19 +173,35 @@ func TestBenchKVComparePG(t *testing.T) {
 	t.Parallel()
 	dsn := benchPG(t)
 	n := startMemoryNode(t, config.Default())
-	code, stdout, stderr := runCLI("bench", "kv", "--endpoints", n.srv.GRPCAddr().String(), "--op", "get",
-		"-c", "4", "-d", "1s", "--keys", "300", "--value-size", "16",
-		"--compare-pg", dsn, "--table", "bench_test_scratch", "-o", "json")
-	require.Equal(t, 0, code, stderr)
-	var rep loadgen.KVReport
-	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-	require.Len(t, rep.Results, 2)
-	require.Equal(t, "raw-pg", rep.Results[1].Target)
-	require.Positive(t, rep.Results[1].Ops)
-	require.Zero(t, rep.Results[1].Errors, rep.Results[1].FirstError)
-	require.NotNil(t, rep.Ratio)
-	require.Positive(t, rep.Ratio.OpsPerSec)
-	require.False(t, relationExists(t, dsn, "bench_test_scratch"), "scratch table left behind")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"get", []string{"--op", "get"}},
+		{"ping", []string{"--op", "ping"}},
+		{"txn3", []string{"--op", "txn", "--txn-keys", "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			table := "bench_test_scratch_" + tc.name
+			code, stdout, stderr := runCLI(append([]string{"bench", "kv", "--endpoints", n.srv.GRPCAddr().String(),
+				"-c", "4", "-d", "1s", "--keys", "300", "--value-size", "16", "--key-prefix", "bench-pg-test/" + tc.name + "/",
+				"--metrics-url", n.srv.HTTPAddr().String(),
+				"--compare-pg", dsn, "--table", table, "-o", "json"}, tc.args...)...)
+			require.Equal(t, 0, code, stderr)
+			var rep loadgen.KVReport
+			require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+			require.Len(t, rep.Results, 2)
+			require.True(t, rep.Results[0].ServerCPU.Measured, rep.Results[0].ServerCPU.Error)
+			require.Equal(t, "raw-pg", rep.Results[1].Target)
+			require.Positive(t, rep.Results[1].Ops)
+			require.Zero(t, rep.Results[1].Errors, rep.Results[1].FirstError)
+			require.Nil(t, rep.Results[1].ServerCPU, "PostgreSQL's CPU is not measured")
+			require.NotNil(t, rep.Ratio)
+			require.Positive(t, rep.Ratio.OpsPerSec)
+			require.False(t, relationExists(t, dsn, table), "scratch table left behind")
+		})
+	}
 }
 
 func relationExists(t *testing.T, dsn, name string) bool {

@@ -81,7 +81,7 @@ Errors are one line on stderr and a non-zero exit status.`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringSliceVar(&o.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
-	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of the whole command, connecting and retries included")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of the whole command, connecting and retries included; one attempt on one node may take half of it")
 	f.StringVarP(&o.output, "output", "o", outputText, "output format: text or json")
 	f.StringVar(&o.consistency, "consistency", consistencyLinearizable, "reads: linearizable (from the leader) or serializable (any node, from the durable store)")
 	f.BoolVar(&o.hex, "hex", false, "KEY, END, EXPECT and VALUE arguments are hex-encoded (stdin values are always raw bytes)")
@@ -195,6 +195,7 @@ func (o *ctlOptions) withClient(cmd *cobra.Command, fn func(ctx context.Context,
 		Endpoints:      endpoints,
 		DialTimeout:    min(o.timeout, 5*time.Second),
 		RequestTimeout: o.timeout,
+		AttemptTimeout: ctlAttemptTimeout(o.timeout),
 		TLS:            tlsCfg,
 		ClientID:       "metasrv-ctl",
 	}, logger)
@@ -275,4 +276,16 @@ func describe(err error) error {
 // failed prefixes an error with what was being done.
 func failed(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, describe(err))
+}
+
+// ctlAttemptTimeout lets one attempt take half the command's deadline: an
+// operator's large delete or range may legitimately take longer than the
+// client's default attempt (1s, tuned for quick failover), and a command is
+// run once, so waiting longer on a frozen node costs only that command. Below
+// 2s the client's own default applies.
+func ctlAttemptTimeout(timeout time.Duration) time.Duration {
+	if timeout < 2*time.Second {
+		return 0
+	}
+	return timeout / 2
 }

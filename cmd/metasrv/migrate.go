@@ -8,12 +8,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/spf13/cobra"
 
 	"github.com/pgmetasrv/metasrv/migrations"
 	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/node"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 )
 
@@ -97,7 +97,7 @@ func (a *app) withMigrationDB(cmd *cobra.Command, fn func(ctx context.Context, o
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), migrateConnectWait)
 	defer cancel()
-	pool, err := openPool(ctx, o, "metasrv-migrate", log, nil)
+	pool, err := node.OpenPool(ctx, o, "metasrv-migrate", log)
 	if err != nil {
 		return err
 	}
@@ -105,17 +105,4 @@ func (a *app) withMigrationDB(cmd *cobra.Command, fn func(ctx context.Context, o
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	return fn(cmd.Context(), o, db, log)
-}
-
-// openPool connects to the configured PostgreSQL, waiting (with backoff) while
-// it is down until ctx ends. params are extra session settings.
-func openPool(ctx context.Context, o config.Options, appName string, log *slog.Logger, params map[string]string) (*pgxpool.Pool, error) {
-	cfg, err := postgres.PoolConfig(o.Store(), appName)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range params {
-		cfg.ConnConfig.RuntimeParams[k] = v
-	}
-	return postgres.Connect(ctx, cfg, log.With("component", "postgres"))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/node"
 )
 
 // shutdownTimeout bounds the graceful part of a shutdown (resign, stop leader
@@ -46,32 +47,34 @@ func newStartCommand(a *app) *cobra.Command {
 // signal kills the process at once instead of waiting for the graceful stop.
 func runStart(ctx context.Context, release func(), o config.Options, base *slog.Logger) error {
 	log := base.With("component", "main")
-	n, err := newNode(ctx, o, base)
+	b := currentBuild()
+	n, err := node.New(ctx, node.Config{Options: o, Logger: base, Version: b.Version, Commit: b.Commit})
 	if err != nil {
 		return err
 	}
-	defer n.close()
-	if err := n.start(ctx); err != nil {
+	// Stop is safe twice: this one only acts when Start or the wait failed.
+	defer func() { _ = n.Stop(context.Background()) }()
+	if err := n.Start(ctx); err != nil {
 		return err
 	}
 	log.Info("metasrv running",
 		"version", version,
 		"backend", o.Backend,
-		"grpc_addr", n.srv.GRPCAddr().String(),
-		"server_addr", n.advertised(),
-		"http_addr", n.srv.HTTPAddr().String())
+		"grpc_addr", n.GRPCAddr().String(),
+		"server_addr", n.Advertised(),
+		"http_addr", n.HTTPAddr().String())
 
 	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "cause", context.Cause(ctx).Error())
-	case failed = <-n.srv.Failed():
+	case failed = <-n.Err():
 		log.Error("a server failed; shutting down", "err", failed)
 	}
 	release()
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := n.shutdown(stopCtx); err != nil {
+	if err := n.Stop(stopCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return failed

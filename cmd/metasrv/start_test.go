@@ -14,23 +14,26 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
+	"github.com/pgmetasrv/metasrv/pkg/node"
 )
 
-// startMemoryNode runs a memory_store node in-process on free ports.
-func startMemoryNode(t *testing.T, o config.Options) *node {
+// memoryNode is a started memory_store node of pkg/node (the field's name is
+// what bench_test.go reads the address through).
+type memoryNode struct{ srv *node.Node }
+
+// startMemoryNode runs a memory_store node in-process on free ports, built
+// by pkg/node as `metasrv start` builds it, and waits until it leads.
+func startMemoryNode(t *testing.T, o config.Options) *memoryNode {
 	t.Helper()
 	o.GRPC.BindAddr, o.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	require.NoError(t, o.Validate())
 	ctx := context.Background()
-	n, err := newNode(ctx, o, slog.New(slog.DiscardHandler))
+	n, err := node.New(ctx, node.Config{Options: o, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	require.NoError(t, n.start(ctx))
-	t.Cleanup(func() {
-		require.NoError(t, n.shutdown(context.Background()))
-		n.close()
-	})
-	require.Eventually(t, func() bool { return n.core.State() == metasrv.LeaderReady }, 10*time.Second, time.Millisecond)
-	return n
+	t.Cleanup(func() { require.NoError(t, n.Stop(context.Background())) })
+	require.NoError(t, n.Start(ctx))
+	<-n.ReadyNotify()
+	require.Eventually(t, func() bool { return n.State() == metasrv.LeaderReady }, 10*time.Second, time.Millisecond)
+	return &memoryNode{srv: n}
 }
 
 func TestMemoryNodeServesTheStoreWithLimitsAndPrefix(t *testing.T) {

@@ -7,16 +7,21 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/pgmetasrv/metasrv/pkg/client"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
-// The operations of the key-value workload.
+// The operations of the key-value workload. OpPing is not a key-value
+// operation: it is the transport floor the others are read against.
 const (
+	OpPing  = "ping"
 	OpPut   = "put"
 	OpGet   = "get"
 	OpRange = "range"
@@ -44,7 +49,12 @@ type KV struct {
 	Keys       int
 	ValueSize  int
 	RangeLimit int
-	KeyPrefix  string
+	// TxnKeys is how many keys one txn compares and writes (at least 1).
+	TxnKeys   int
+	KeyPrefix string
+	// Metrics, if set, is scraped before and after the metasrv run for the
+	// node's CPU time; nil measures none.
+	Metrics *Scraper
 	// Progress gets the progress and preload lines.
 	Progress io.Writer
 	// Describe rewords an RPC error for messages; nil leaves it as it is.
@@ -56,9 +66,10 @@ type KVReport struct {
 	Op         string   `json:"op"`
 	Clients    int      `json:"clients"`
 	Duration   string   `json:"duration"`
-	Keys       int      `json:"keys"`
-	ValueSize  int      `json:"value_size"`
+	Keys       int      `json:"keys,omitempty"`
+	ValueSize  int      `json:"value_size,omitempty"`
 	RangeLimit int      `json:"range_limit,omitempty"`
+	TxnKeys    int      `json:"txn_keys,omitempty"`
 	Results    []Result `json:"results"`
 	// Ratio is metasrv/raw, present with a raw PostgreSQL baseline.
 	Ratio *Ratio `json:"ratio,omitempty"`
@@ -72,10 +83,16 @@ type Ratio struct {
 
 // Report is the workload's report, without results yet.
 func (k *KV) Report() KVReport {
-	r := KVReport{Op: k.Op, Clients: k.Clients, Duration: k.Duration.String(), Keys: k.Keys, ValueSize: k.ValueSize}
-	if k.Op == OpRange {
+	r := KVReport{Op: k.Op, Clients: k.Clients, Duration: k.Duration.String()}
+	switch k.Op {
+	case OpPing: // no keys
+		return r
+	case OpRange:
 		r.RangeLimit = k.RangeLimit
+	case OpTxn:
+		r.TxnKeys = k.txnKeys()
 	}
+	r.Keys, r.ValueSize = k.Keys, k.ValueSize
 	return r
 }
 
@@ -106,6 +123,8 @@ type kvWorker struct {
 	// owns (the keys i with i % clients == id), so its compares always hold
 	// and the benchmark measures the operation, not contention.
 	versions []uint32
+	// slots and keyNums are ownedN's scratch space.
+	slots, keyNums []int
 }
 
 // RunMetasrv preloads if the operation needs it, runs the load through c,
@@ -132,10 +151,39 @@ func (k *KV) RunMetasrv(ctx context.Context, c *client.Client) (res Result, err 
 			return Result{}, err
 		}
 	}
-	return Run(ctx, k.spec("metasrv", k.metasrvOp(c)))
+	return measure(ctx, k.Metrics, func() (Result, error) { return Run(ctx, k.spec("metasrv", k.metasrvOp(c))) })
 }
 
-func (k *KV) needsPreload() bool { return k.Op != OpPut }
+// RunPing runs OpPing: the standard gRPC health Check (service "", answered
+// from memory, touching no store) through cc, a connection to the leader.
+// It is the floor of every other operation's latency and CPU: one unary
+// call through the same server, interceptors and transport. The first call
+// is made before the run: it connects and checks the node answers SERVING.
+func (k *KV) RunPing(ctx context.Context, cc grpc.ClientConnInterface) (Result, error) {
+	hc := healthpb.NewHealthClient(cc)
+	ping := func(ctx context.Context, _ *kvWorker) error {
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("health check: %s", st)
+		}
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, k.OpTimeout)
+	err := ping(wctx, nil)
+	cancel()
+	if err != nil {
+		return Result{}, fmt.Errorf("ping: %w", k.describe(err))
+	}
+	return measure(ctx, k.Metrics, func() (Result, error) { return Run(ctx, k.spec("metasrv", ping)) })
+}
+
+func (k *KV) needsPreload() bool { return k.Op != OpPut && k.Op != OpPing }
+
+// txnKeys is TxnKeys, 1 when unset.
+func (k *KV) txnKeys() int { return max(k.TxnKeys, 1) }
 
 // preload writes keys [0, Keys) in chunks, a few chunks at a time.
 func (k *KV) preload(ctx context.Context, target string, write func(ctx context.Context, lo, hi int) error) error {
@@ -198,6 +246,24 @@ func (k *KV) owned(w *kvWorker) (i, slot int) {
 	return slot*k.Clients + w.id, slot
 }
 
+// ownedN picks n distinct keys of w's own, in w's scratch slices (valid
+// until the next call): their numbers and slots, ascending by number.
+func (k *KV) ownedN(w *kvWorker, n int) (keys, slots []int) {
+	w.slots = w.slots[:0]
+	for len(w.slots) < n {
+		s := w.r.IntN(len(w.versions))
+		if !slices.Contains(w.slots, s) {
+			w.slots = append(w.slots, s)
+		}
+	}
+	slices.Sort(w.slots)
+	w.keyNums = w.keyNums[:0]
+	for _, s := range w.slots {
+		w.keyNums = append(w.keyNums, s*k.Clients+w.id)
+	}
+	return w.keyNums, w.slots
+}
+
 // rangeStart picks a range start with RangeLimit keys after it.
 func (k *KV) rangeStart(w *kvWorker) int { return w.r.IntN(k.Keys - k.RangeLimit + 1) }
 
@@ -250,22 +316,33 @@ func (k *KV) metasrvCAS(c *client.Client) func(ctx context.Context, w *kvWorker)
 	}
 }
 
+// metasrvTxn is one Txn of TxnKeys compares (each key's value is the one
+// this client wrote last) and as many puts, a get of each key on failure.
 func (k *KV) metasrvTxn(c *client.Client) func(ctx context.Context, w *kvWorker) error {
+	n := k.txnKeys()
 	return func(ctx context.Context, w *kvWorker) error {
-		i, slot := k.owned(w)
-		v, key := w.versions[slot], k.key(i)
-		resp, err := c.Txn(ctx, kv.TxnRequest{
-			Compare: []kv.Compare{kv.CompareValue(key, kv.CompareEqual, k.value(v))},
-			Success: []kv.TxnOp{kv.OpPut(key, k.value(v+1))},
-			Failure: []kv.TxnOp{kv.OpGet(key)},
-		})
+		nums, slots := k.ownedN(w, n)
+		req := kv.TxnRequest{
+			Compare: make([]kv.Compare, 0, n),
+			Success: make([]kv.TxnOp, 0, n),
+			Failure: make([]kv.TxnOp, 0, n),
+		}
+		for j, i := range nums {
+			key, v := k.key(i), w.versions[slots[j]]
+			req.Compare = append(req.Compare, kv.CompareValue(key, kv.CompareEqual, k.value(v)))
+			req.Success = append(req.Success, kv.OpPut(key, k.value(v+1)))
+			req.Failure = append(req.Failure, kv.OpGet(key))
+		}
+		resp, err := c.Txn(ctx, req)
 		if err != nil {
 			return err
 		}
 		if !resp.Succeeded {
-			return fmt.Errorf("txn %q: the compare failed: the value is not the one this client wrote last", key)
+			return fmt.Errorf("txn %q: the compare failed: a value is not the one this client wrote last", k.key(nums[0]))
 		}
-		w.versions[slot]++
+		for _, s := range slots {
+			w.versions[s]++
+		}
 		return nil
 	}
 }

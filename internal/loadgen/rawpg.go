@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,8 +27,8 @@ type RawPG struct {
 
 // OpenRawPG connects a pool of k.Clients connections to dsn (all opened up
 // front, so the run does not pay for connecting) and creates the scratch
-// table; it refuses a table that already exists rather than touch someone's
-// data. Errors name the DSN as --compare-pg, the flag it comes from.
+// table (none for OpPing, which reads no table); it refuses a table that
+// already exists rather than touch someone's data. Errors name the DSN as --compare-pg, the flag it comes from.
 func OpenRawPG(ctx context.Context, k *KV, dsn, table string, logger *slog.Logger) (*RawPG, error) {
 	o := config.Default()
 	o.Backend = config.BackendPostgres
@@ -48,6 +49,9 @@ func OpenRawPG(ctx context.Context, k *KV, dsn, table string, logger *slog.Logge
 	if err := r.warm(cctx, k.Clients); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if k.Op == OpPing {
+		return r, nil
 	}
 	if _, err := pool.Exec(cctx, "CREATE TABLE "+r.table+" (k bytea PRIMARY KEY, v bytea)"); err != nil {
 		pool.Close()
@@ -112,6 +116,9 @@ func (r *RawPG) Run(ctx context.Context, k *KV) (Result, error) {
 
 func (r *RawPG) op(k *KV) func(ctx context.Context, w *kvWorker) error {
 	switch k.Op {
+	case OpPing:
+		// pgx's Ping: an empty statement, one round trip that reads nothing.
+		return func(ctx context.Context, _ *kvWorker) error { return r.pool.Ping(ctx) }
 	case OpPut:
 		sql := "INSERT INTO " + r.table + " (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
 		put := k.value(0)
@@ -135,6 +142,9 @@ func (r *RawPG) op(k *KV) func(ctx context.Context, w *kvWorker) error {
 	case OpCAS:
 		return r.casOp(k)
 	default:
+		if k.txnKeys() > 1 {
+			return r.txnNOp(k)
+		}
 		return r.txnOp(k)
 	}
 }
@@ -205,6 +215,77 @@ func (r *RawPG) txnOp(k *KV) func(ctx context.Context, w *kvWorker) error {
 			return err
 		}
 		w.versions[slot]++
+		return nil
+	}
+}
+
+// txnNOp is the raw equivalent of a Txn of n > 1 compares and n puts, in one
+// transaction of four round trips: BEGIN; SELECT k, v .. WHERE k = ANY($1)
+// ORDER BY k FOR UPDATE (the n rows, locked in key order); the compares in
+// Go; the n UPDATEs sent as one pipelined batch; COMMIT.
+func (r *RawPG) txnNOp(k *KV) func(ctx context.Context, w *kvWorker) error {
+	n := k.txnKeys()
+	sel := "SELECT k, v FROM " + r.table + " WHERE k = ANY($1) ORDER BY k FOR UPDATE"
+	upd := "UPDATE " + r.table + " SET v = $2 WHERE k = $1"
+	return func(ctx context.Context, w *kvWorker) error {
+		nums, slots := k.ownedN(w, n)
+		keys := make([][]byte, n)
+		for j, i := range nums {
+			keys[j] = k.key(i)
+		}
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, sel, keys)
+			if err != nil {
+				return err
+			}
+			got := 0
+			for rows.Next() {
+				var key, cur []byte
+				if err := rows.Scan(&key, &cur); err != nil {
+					rows.Close()
+					return err
+				}
+				j := slices.IndexFunc(keys, func(want []byte) bool { return string(want) == string(key) })
+				if j < 0 {
+					rows.Close()
+					return fmt.Errorf("txn: row %q is not one of the keys asked", key)
+				}
+				if string(cur) != string(k.value(w.versions[slots[j]])) {
+					rows.Close()
+					return fmt.Errorf("txn %q: the compare failed: the value is not the one this client wrote last", key)
+				}
+				got++
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if got != n {
+				return fmt.Errorf("txn: got %d of the %d keys", got, n)
+			}
+			b := &pgx.Batch{}
+			for j, key := range keys {
+				b.Queue(upd, key, k.value(w.versions[slots[j]]+1))
+			}
+			br := tx.SendBatch(ctx, b)
+			for range keys {
+				tag, err := br.Exec()
+				if err != nil {
+					_ = br.Close()
+					return err
+				}
+				if tag.RowsAffected() != 1 {
+					_ = br.Close()
+					return errors.New("txn: an UPDATE matched no row")
+				}
+			}
+			return br.Close()
+		})
+		if err != nil {
+			return err
+		}
+		for _, s := range slots {
+			w.versions[s]++
+		}
 		return nil
 	}
 }

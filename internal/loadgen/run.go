@@ -26,6 +26,8 @@ type Result struct {
 	P90Ms      float64       `json:"p90_ms"`
 	P99Ms      float64       `json:"p99_ms"`
 	MaxMs      float64       `json:"max_ms"`
+	// ServerCPU is the metasrv node's CPU during the run, when scraped.
+	ServerCPU *ServerCPU `json:"server_cpu,omitempty"`
 }
 
 // Spec says how to run one target; W is the state of one worker.

@@ -33,6 +33,10 @@ type pgCluster struct {
 }
 
 // pgNode is one metasrv node on PostgreSQL, assembled as the binary does.
+// pkg/node (the composition root) imports this package, so these in-package
+// tests, which reach the core's internals (signals), build the same stack by
+// hand: the durable store, a Batcher fenced by the term, the election's
+// Settle, the key prefix and limits (pkg/node's newKVStack, without metrics).
 type pgNode struct {
 	name    string
 	pool    *pgxpool.Pool

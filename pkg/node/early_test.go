@@ -1,11 +1,10 @@
-package main
+package node
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -16,21 +15,8 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/config"
 )
 
-func httpGet(t *testing.T, url string) (int, string, error) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
-}
-
-// While PostgreSQL cannot be reached (nothing listens at store_addrs), the
-// node keeps retrying, and meanwhile liveness and /metrics answer 200 and
+// While PostgreSQL cannot be reached (nothing listens at store_addrs), New
+// keeps retrying, and meanwhile liveness and /metrics answer 200 and
 // readiness 503 with what to check; every retry's log line says it too.
 func TestAdminAnswersWhileConnecting(t *testing.T) {
 	t.Parallel()
@@ -38,16 +24,15 @@ func TestAdminAnswersWhileConnecting(t *testing.T) {
 	o.Backend = config.BackendPostgres
 	o.StoreAddrs = []string{"postgres://metasrv@" + freeAddr(t) + "/metasrv?sslmode=disable"}
 	o.GRPC.BindAddr, o.HTTP.Addr = "127.0.0.1:0", freeAddr(t)
-	require.NoError(t, o.Validate())
 
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		n, err := newNode(ctx, o, slog.New(slog.NewTextHandler(logs, nil)))
+		n, err := New(ctx, Config{Options: o, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if n != nil {
-			n.close()
+			_ = n.Stop(context.Background())
 		}
 		done <- err
 	}()
@@ -78,7 +63,7 @@ func TestAdminAnswersWhileConnecting(t *testing.T) {
 	cancel()
 	require.True(t, errors.Is(<-done, context.Canceled))
 	_, _, err = httpGet(t, base+"/admin/health")
-	require.Error(t, err, "the early admin stops with the node")
+	require.Error(t, err, "the early admin stops with the failed New")
 }
 
 func TestConnectAdvice(t *testing.T) {
