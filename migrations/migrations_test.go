@@ -17,7 +17,7 @@ import (
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.MainCheckLeaks(m) }
 
 // openDB opens a database/sql handle on dsn, with extra session settings.
 func openDB(t *testing.T, dsn string, params map[string]string) *sql.DB {

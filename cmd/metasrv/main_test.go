@@ -18,6 +18,7 @@ import (
 
 	gotoml "github.com/pelletier/go-toml/v2"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -57,7 +58,16 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build metasrv:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// The tests start nodes in-process (gRPC and HTTP servers, pools,
+	// electors): every goroutine of theirs must have ended with them.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines outlived the tests:", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // result is a finished metasrv run.

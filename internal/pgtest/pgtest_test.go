@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { Main(m) }
+func TestMain(m *testing.M) { MainCheckLeaks(m) }
 
 func TestNewDatabaseIsolated(t *testing.T) {
 	t.Parallel()

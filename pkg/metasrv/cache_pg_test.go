@@ -290,10 +290,11 @@ func TestAbandonedWriteQueuedInBatch(t *testing.T) {
 		t.Run(op.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupAbandon(t, 0)
+			other := b.keyOffStripes("a", "b", "c")
 			release := b.holdCommits(t)
 			firstc := make(chan error, 1)
 			go func() {
-				_, err := b.leader.Put(t.Context(), kv.PutRequest{Key: []byte("z"), Value: []byte("first")})
+				_, err := b.leader.Put(t.Context(), kv.PutRequest{Key: []byte(other), Value: []byte("first")})
 				firstc <- err
 			}()
 			b.waitBlocked(t)
@@ -307,6 +308,22 @@ func TestAbandonedWriteQueuedInBatch(t *testing.T) {
 			require.NoError(t, <-firstc)
 			b.requireState(t, op.after)
 		})
+	}
+}
+
+// keyOffStripes returns a key whose lock stripe none of keys shares, so a
+// write of it holds up the group commit but not their locks.
+func (b *abandonBundle) keyOffStripes(keys ...string) string {
+	locks := b.n.m.current.Load().cache.locks
+	taken := map[int]bool{}
+	for _, k := range keys {
+		taken[locks.stripe([]byte(k))] = true
+	}
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("z%d", i)
+		if !taken[locks.stripe([]byte(k))] {
+			return k
+		}
 	}
 }
 

@@ -26,7 +26,7 @@ func newKeyLocks() *keyLocks { return &keyLocks{seed: maphash.MakeSeed()} }
 func (l *keyLocks) lock(keys ...[]byte) (unlock func()) {
 	idx := make([]int, 0, len(keys))
 	for _, k := range keys {
-		idx = append(idx, int(maphash.Bytes(l.seed, k)%lockStripes))
+		idx = append(idx, l.stripe(k))
 	}
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
@@ -41,6 +41,9 @@ func (l *keyLocks) lock(keys ...[]byte) (unlock func()) {
 		l.all.RUnlock()
 	}
 }
+
+// stripe is the index of key's lock.
+func (l *keyLocks) stripe(key []byte) int { return int(maphash.Bytes(l.seed, key) % lockStripes) }
 
 // lockAll excludes every other writer.
 func (l *keyLocks) lockAll() (unlock func()) {

@@ -18,8 +18,12 @@ func (r *run) background(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-gc.C:
-			if n, err := r.collect(ctx); err != nil && ctx.Err() == nil {
+			n, err := r.collect(ctx)
+			if err != nil && ctx.Err() == nil {
 				r.m.log.Warn("collecting finished procedures failed", "removed", n, "err", err)
+			}
+			if n > 0 {
+				r.m.testSignals.Collected.Signal(n)
 			}
 		case <-poll.C:
 			on, err := r.readPaused(ctx)

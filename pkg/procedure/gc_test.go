@@ -2,7 +2,6 @@ package procedure
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -80,8 +79,7 @@ func TestGCRunsPeriodically(t *testing.T) {
 	id := submit(t, m, testArgs{Label: "x", Steps: 1})
 	wait(t, m, id)
 	clock.Advance(2 * DefaultFinishedRetention)
-	require.Eventually(t, func() bool {
-		_, err := m.Get(t.Context(), id)
-		return errors.Is(err, ErrNotFound)
-	}, 30*time.Second, time.Millisecond)
+	require.Equal(t, 1, m.testSignals.Collected.WaitOrTimeout())
+	_, err := m.Get(t.Context(), id)
+	require.ErrorIs(t, err, ErrNotFound)
 }

@@ -201,6 +201,7 @@ func requireClosed(t testing.TB, ch chan struct{}) {
 func startManager(t *testing.T, opts Options, store kv.Backend, h *harness) *Manager {
 	t.Helper()
 	m := New(opts, testLogger(t))
+	m.testSignals.Init(t)
 	require.NoError(t, m.RegisterLoader(testType, h.loader))
 	require.NoError(t, m.Start(t.Context(), store))
 	t.Cleanup(m.Stop)

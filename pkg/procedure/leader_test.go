@@ -207,7 +207,8 @@ func TestFencedWriteStopsWithoutRollback(t *testing.T) {
 	}
 	m := startManager(t, fastOptions(), store, h)
 	id := submit(t, m, testArgs{Label: "f", Steps: 3})
-	require.Eventually(t, func() bool { return m.Stats().Fenced == 1 }, 30*time.Second, time.Millisecond)
+	require.Equal(t, driveEnd{ID: id, Fenced: true}, m.testSignals.DriveEnded.WaitOrTimeout())
+	require.EqualValues(t, 1, m.Stats().Fenced)
 	require.Empty(t, m.Stats().Active)
 	require.Equal(t, 0, h.rollbacksOf("f"))
 	require.Equal(t, 0, h.effect("f", 2), "no step after the fenced write")
@@ -228,8 +229,9 @@ func TestFencedStepStopsWithoutRollback(t *testing.T) {
 		return Retryable(&election.FencedError{Expected: 3, Actual: 4})
 	}
 	m := startManager(t, fastOptions(), newStore(), h)
-	submit(t, m, testArgs{Label: "fs", Steps: 2})
-	require.Eventually(t, func() bool { return m.Stats().Fenced == 1 }, 30*time.Second, time.Millisecond)
+	id := submit(t, m, testArgs{Label: "fs", Steps: 2})
+	require.Equal(t, driveEnd{ID: id, Fenced: true}, m.testSignals.DriveEnded.WaitOrTimeout())
+	require.EqualValues(t, 1, m.Stats().Fenced)
 	require.Equal(t, 1, h.attemptsOf("fs", 0), "a fencing error is never retried")
 	require.Equal(t, 0, h.rollbacksOf("fs"))
 }
@@ -266,7 +268,8 @@ func TestConflictingWriterStopsProcedure(t *testing.T) {
 	m := startManager(t, fastOptions(), store, h)
 	id = submit(t, m, testArgs{Label: "c", Steps: 3})
 	close(ready)
-	require.Eventually(t, func() bool { return m.Stats().Fenced == 1 }, 30*time.Second, time.Millisecond)
+	require.Equal(t, driveEnd{ID: id, Fenced: true}, m.testSignals.DriveEnded.WaitOrTimeout())
+	require.EqualValues(t, 1, m.Stats().Fenced)
 	info, err := m.Get(t.Context(), id)
 	require.NoError(t, err)
 	require.Equal(t, uint64(99), info.Step, "the other writer's record is left as it wrote it")

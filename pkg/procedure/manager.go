@@ -29,6 +29,8 @@ type Manager struct {
 	loaders map[string]Loader
 	run     *run
 	totals  totals
+
+	testSignals testSignals
 }
 
 // New returns a stopped manager.
@@ -103,7 +105,7 @@ func (m *Manager) Start(ctx context.Context, store kv.Backend) error {
 		locks: newLockTable(),
 		procs: make(map[ID]*entry),
 	}
-	r.pause.init()
+	r.pause.init(&m.testSignals)
 	paused, err := r.readPaused(ctx)
 	if err != nil {
 		return err

@@ -246,13 +246,15 @@ func TestTermContextEndStopsProcedures(t *testing.T) {
 		return ctx.Err()
 	}
 	m := New(fastOptions(), testLogger(t))
+	m.testSignals.Init(t)
 	require.NoError(t, m.RegisterLoader(testType, h.loader))
 	term, endTerm := context.WithCancel(t.Context())
 	require.NoError(t, m.Start(term, newStore()))
-	submit(t, m, testArgs{Label: "a", Steps: 2})
+	id := submit(t, m, testArgs{Label: "a", Steps: 2})
 	<-entered
 	endTerm()
-	require.Eventually(t, func() bool { return len(m.Stats().Active) == 0 }, 30*time.Second, time.Millisecond)
+	require.Equal(t, driveEnd{ID: id}, m.testSignals.DriveEnded.WaitOrTimeout(), "abandoned, left as stored")
+	require.Empty(t, m.Stats().Active)
 	m.Stop()
 }
 

@@ -15,9 +15,13 @@ type pauseSwitch struct {
 	mu      sync.Mutex
 	on      bool
 	resumed chan struct{} // closed and replaced when the switch turns off
+	signals *testSignals
 }
 
-func (p *pauseSwitch) init() { p.resumed = make(chan struct{}) }
+func (p *pauseSwitch) init(signals *testSignals) {
+	p.resumed = make(chan struct{})
+	p.signals = signals
+}
 
 func (p *pauseSwitch) set(on bool) {
 	p.mu.Lock()
@@ -26,6 +30,7 @@ func (p *pauseSwitch) set(on bool) {
 		return
 	}
 	p.on = on
+	p.signals.PauseSwitched.Signal(on)
 	if !on {
 		close(p.resumed)
 		p.resumed = make(chan struct{})
@@ -38,8 +43,9 @@ func (p *pauseSwitch) paused() bool {
 	return p.on
 }
 
-// wait returns once the switch is off, or ctx's error.
-func (p *pauseSwitch) wait(ctx context.Context) error {
+// wait returns once the switch is off, or ctx's error; id is the procedure
+// waiting.
+func (p *pauseSwitch) wait(ctx context.Context, id ID) error {
 	for {
 		p.mu.Lock()
 		on, ch := p.on, p.resumed
@@ -47,6 +53,7 @@ func (p *pauseSwitch) wait(ctx context.Context) error {
 		if !on {
 			return nil
 		}
+		p.signals.Held.Signal(id)
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -34,17 +34,18 @@ func TestPauseRefusesSubmitAndHoldsSteps(t *testing.T) {
 	paused, err := m.Paused(ctx)
 	require.NoError(t, err)
 	require.True(t, paused)
+	require.True(t, m.testSignals.PauseSwitched.WaitOrTimeout())
 	require.True(t, m.Stats().Paused)
 	_, err = m.Submit(ctx, testType, args(t, testArgs{Label: "b", Steps: 1}))
 	require.ErrorIs(t, err, ErrPaused)
 
 	// The step in flight finishes and is persisted; the next one waits.
 	close(gate)
-	require.Eventually(t, func() bool {
-		info, err := m.Get(ctx, id)
-		return err == nil && info.Step == 1
-	}, 30*time.Second, time.Millisecond)
-	require.Never(t, func() bool { return h.effect("a", 1) > 0 }, 50*time.Millisecond, time.Millisecond)
+	require.Equal(t, stepRun{ID: id, Step: 0}, m.testSignals.StepExecuted.WaitOrTimeout())
+	require.Equal(t, persisted{ID: id, State: StateRunning, Step: 1}, m.testSignals.Persisted.WaitOrTimeout())
+	require.Equal(t, id, m.testSignals.Held.WaitOrTimeout())
+	require.Equal(t, 0, h.effect("a", 1))
+	m.testSignals.StepExecuted.RequireEmpty()
 	info, err := m.Get(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, StateRunning, info.State)
@@ -83,5 +84,6 @@ func TestPauseSwitchWrittenByAnotherClientIsFollowed(t *testing.T) {
 	// An operator writes the switch straight into the store.
 	_, err := store.Put(t.Context(), putReq(DefaultKeyPrefix+"switch/paused", `{}`))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return m.Stats().Paused }, 30*time.Second, time.Millisecond)
+	require.True(t, m.testSignals.PauseSwitched.WaitOrTimeout())
+	require.True(t, m.Stats().Paused)
 }

@@ -62,6 +62,11 @@ func (r *run) drive(ctx context.Context, e *entry) {
 		e.final = &info
 		log.Info("procedure finished", "state", final.State, "steps", final.Step, "err", final.Error)
 	}
+	end := driveEnd{ID: e.id, Fenced: fenced, Stalled: stalled}
+	if final != nil {
+		end.State = final.State
+	}
+	r.m.testSignals.DriveEnded.Signal(end)
 	close(e.done)
 }
 
@@ -85,7 +90,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 	steps := e.st.rec.Step
 	attempt := 0
 	for {
-		if err := r.pause.wait(ctx); err != nil {
+		if err := r.pause.wait(ctx, e.id); err != nil {
 			return nil, errAbandon
 		}
 		pc.Step, pc.Attempt = steps, attempt
@@ -119,6 +124,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 			}
 			return r.backward(ctx, e, pc, log, err.Error())
 		}
+		r.m.testSignals.StepExecuted.Signal(stepRun{ID: e.id, Step: steps, Attempt: attempt})
 		steps++
 		attempt = 0
 		if status.done {
@@ -185,7 +191,7 @@ func (r *run) backward(ctx context.Context, e *entry, pc *Context, log *slog.Log
 	}
 	attempt := 0
 	for {
-		if err := r.pause.wait(ctx); err != nil {
+		if err := r.pause.wait(ctx, e.id); err != nil {
 			return nil, errAbandon
 		}
 		pc.Attempt = attempt
@@ -243,6 +249,7 @@ func (r *run) persist(ctx context.Context, e *entry, rec *record, change dataCha
 			r.mu.Lock()
 			e.state = st.rec.State
 			r.mu.Unlock()
+			r.m.testSignals.Persisted.Signal(persisted{ID: e.id, State: st.rec.State, Step: st.rec.Step})
 			return nil
 		}
 		switch {

@@ -95,6 +95,7 @@ func (e *Elector) campaign(ctx context.Context, s *session) (int64, time.Time, e
 			return term, start, err
 		}
 		e.checkHolder(ctx)
+		e.testSignals.Campaigned.Signal(struct{}{})
 		wctx, cancel := context.WithTimeout(ctx, e.campaignInterval)
 		_, err = s.conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
@@ -116,6 +117,7 @@ func (e *Elector) takeOffice(ctx context.Context, s *session, start time.Time) (
 	if err := s.conn.QueryRow(qctx, e.sql.bumpTerm, e.lockID, e.addr, e.cfg.NodeInfo()).Scan(&term); err != nil {
 		return 0, fmt.Errorf("bump election term: %w", err)
 	}
+	e.testSignals.TermBumped.Signal(term)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	trustUntil := start.Add(e.trustSpan)
@@ -125,6 +127,7 @@ func (e *Elector) takeOffice(ctx context.Context, s *session, start time.Time) (
 	e.leading, e.term, e.trustUntil = true, term, trustUntil
 	e.armWatchdogLocked(term)
 	e.stream.Elected(term)
+	e.testSignals.GainedLeadership.Signal(term)
 	e.logger.Info("elected leader", "term", term, "pid", s.pid)
 	return term, nil
 }
@@ -208,6 +211,7 @@ func (e *Elector) renew(ctx context.Context, s *session, term int64, start time.
 	}
 	e.trustUntil = start.Add(e.trustSpan)
 	e.armWatchdogLocked(term)
+	e.testSignals.Renewed.Signal(term)
 	return nil
 }
 
@@ -245,6 +249,7 @@ func (e *Elector) stepDownLocked(term int64, reason error) bool {
 		e.watchdog.Stop()
 	}
 	e.stream.StepDown(term)
+	e.testSignals.LostLeadership.Signal(term)
 	if e.wake != nil {
 		e.wake() // let the loop close the session now
 	}

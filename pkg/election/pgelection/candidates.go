@@ -51,6 +51,9 @@ func (e *Elector) registerAt(ctx context.Context, first bool) error {
 		}
 		e.logger.Warn("another live node registered the same address: candidates are keyed by address, so the two overwrite each other's registration and clients cannot tell them apart; give each node its own grpc.server_addr", attrs...)
 	}
+	if !first {
+		e.testSignals.Registered.Signal(registration{duplicate: found})
+	}
 	return nil
 }
 

@@ -103,6 +103,8 @@ type Elector struct {
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	stopOnce      sync.Once
+
+	testSignals testSignals
 }
 
 var _ election.Elector = (*Elector)(nil)

@@ -26,11 +26,12 @@ func TestOneLeaderAmongThree(t *testing.T) {
 	require.Positive(t, term)
 	leader.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: term})
 
+	// The term was recorded before Elected went out: every node reads it.
 	for _, n := range nodes {
-		require.Eventually(t, func() bool {
-			l, err := n.Leader(ctx)
-			return err == nil && l.Addr == leader.name+":3002" && l.Term == term
-		}, wait, 5*time.Millisecond, "%s disagrees on the leader", n.name)
+		l, err := n.Leader(ctx)
+		require.NoError(t, err)
+		require.Equal(t, leader.name+":3002", l.Addr, "%s disagrees on the leader", n.name)
+		require.Equal(t, term, l.Term, "%s disagrees on the term", n.name)
 		if n != leader {
 			require.False(t, n.IsLeader())
 			require.Zero(t, n.Term())
@@ -86,7 +87,7 @@ func TestLeaderSessionTerminated(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, term, fe.Expected)
 
-	require.Eventually(t, winner.IsLeader, wait, 5*time.Millisecond)
+	require.True(t, winner.IsLeader(), "elected, so leading until its trust window ends")
 	require.NoError(t, fencedWrite(ctx, pool, winner, won))
 	for _, n := range nodes {
 		events, _ := n.rec.snapshot()
@@ -99,7 +100,7 @@ func TestFencedWriteSeesNewerTerm(t *testing.T) {
 	ctx := context.Background()
 	opts, pool := newDatabase(t)
 	n := startNode(t, opts, pool, "f1")
-	n.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), n.testSignals.GainedLeadership.WaitOrTimeout())
 	require.True(t, n.IsLeader())
 
 	// Someone else moved the term on while n still trusts its lease: the
@@ -111,8 +112,13 @@ func TestFencedWriteSeesNewerTerm(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, election.FencedError{Expected: 1, Actual: 2}, *fe)
 	require.False(t, n.IsLeader())
-	n.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
+	require.Equal(t, int64(1), n.testSignals.LostLeadership.WaitOrTimeout())
+	// n still held the lock: it reconnects and wins again, with a new term.
+	require.Equal(t, int64(3), n.testSignals.TermBumped.WaitUntil(func(term int64) bool { return term > 1 }))
+	require.Equal(t, int64(3), n.testSignals.GainedLeadership.WaitOrTimeout())
 	n.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 3})
+	events, _ := n.rec.snapshot()
+	require.Equal(t, []election.LeaderChange{{Kind: election.Elected, Term: 1}, {Kind: election.StepDown, Term: 1}, {Kind: election.Elected, Term: 3}}, events)
 }
 
 func TestTermBumpWaitsForFencedWrites(t *testing.T) {
@@ -120,7 +126,7 @@ func TestTermBumpWaitsForFencedWrites(t *testing.T) {
 	ctx := context.Background()
 	opts, pool := newDatabase(t)
 	a := startNode(t, opts, pool, "w1")
-	a.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), a.testSignals.GainedLeadership.WaitOrTimeout())
 	b := startNode(t, opts, pool, "w2")
 
 	tx, err := pool.Begin(ctx)
@@ -129,19 +135,23 @@ func TestTermBumpWaitsForFencedWrites(t *testing.T) {
 	require.NoError(t, a.Fence(1).Check(ctx, tx))
 
 	terminate(t, pool, a.name)
-	a.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
-	// b wins the lock but its term bump queues behind the open fenced write.
+	require.Equal(t, int64(1), a.testSignals.LostLeadership.WaitOrTimeout())
+	// b wins the lock but its term bump queues behind the open fenced write:
+	// a wait inside PostgreSQL, which only pg_stat_activity shows.
 	require.Eventually(t, func() bool {
 		var waiting bool
 		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 			WHERE application_name = 'metasrv-election-w2' AND wait_event_type = 'Lock')`).Scan(&waiting)
 		return err == nil && waiting
 	}, wait, 5*time.Millisecond, "w2's term bump never waited for the fenced write")
+	b.testSignals.TermBumped.RequireEmpty()
 	events, _ := b.rec.snapshot()
 	require.Empty(t, events, "w2 elected while a write of term 1 was in flight")
 	_, err = tx.Exec(ctx, `INSERT INTO fenced_writes (term, node) VALUES (1, 'w1')`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, int64(2), b.testSignals.TermBumped.WaitOrTimeout())
+	require.Equal(t, int64(2), b.testSignals.GainedLeadership.WaitOrTimeout())
 	b.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 2})
 }
 
@@ -154,19 +164,17 @@ func TestGracefulResign(t *testing.T) {
 	opts.Election.Lease = 10 * time.Minute
 	opts.Election.CampaignInterval = 5 * time.Minute
 	first := startNode(t, opts, pool, "r1")
-	first.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), first.testSignals.GainedLeadership.WaitOrTimeout())
 	others := []*node{startNode(t, opts, pool, "r2"), startNode(t, opts, pool, "r3")}
-	// Both followers have made their first attempt and now wait for a NOTIFY.
-	require.Eventually(t, func() bool {
-		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name IN ('metasrv-election-r2', 'metasrv-election-r3') AND state = 'idle'
-			  AND query = 'SELECT pg_try_advisory_lock($1)'`).Scan(&n)
-		return err == nil && n == 2
-	}, wait, 5*time.Millisecond)
+	// Both followers have lost their first attempt and now wait for a NOTIFY
+	// (they LISTEN from connect on, so the resignation reaches them).
+	for _, n := range others {
+		n.testSignals.Campaigned.WaitOrTimeout()
+	}
 
 	require.NoError(t, first.Resign(ctx))
 	require.False(t, first.IsLeader())
+	require.Equal(t, int64(1), first.testSignals.LostLeadership.WaitOrTimeout())
 	first.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
 	events, _ := first.rec.snapshot()
 	require.Equal(t, []election.LeaderChange{{Kind: election.Elected, Term: 1}, {Kind: election.StepDown, Term: 1}}, events)
@@ -194,6 +202,8 @@ func TestRestartedPostgres(t *testing.T) {
 	_, won := awaitElectedAfter(t, before, nodes...)
 	require.Greater(t, won, before)
 	leader := awaitLeader(t, nodes...)
+	// The pool's connections died with the server: reading through it
+	// works again once the pool has replaced them, which no signal tells.
 	require.Eventually(t, func() bool {
 		l, err := leader.Leader(context.Background())
 		return err == nil && l.Addr == leader.name+":3002" && l.Term >= won
@@ -262,7 +272,7 @@ func TestSettleWaitsForFencedWrites(t *testing.T) {
 	ctx := context.Background()
 	opts, pool := newDatabase(t)
 	a := startNode(t, opts, pool, "s1")
-	a.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), a.testSignals.GainedLeadership.WaitOrTimeout())
 
 	require.NoError(t, a.Settle(ctx), "nothing in flight: Settle returns at once")
 
@@ -275,6 +285,7 @@ func TestSettleWaitsForFencedWrites(t *testing.T) {
 
 	settled := make(chan error, 1)
 	go func() { settled <- a.Settle(ctx) }()
+	// Settle's row lock waits inside PostgreSQL: only pg_stat_activity shows it.
 	require.Eventually(t, func() bool {
 		var waiting bool
 		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
 	"github.com/pgmetasrv/metasrv/pkg/election"
@@ -73,7 +72,7 @@ func TestBlockedLeaderIsReplaced(t *testing.T) {
 	old := startNode(t, opts, pool, "b1", func(c *Config) {
 		c.wrapSession = func(s sessionConn) sessionConn { return gatedSession{s, g} }
 	})
-	old.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), old.testSignals.GainedLeadership.WaitOrTimeout())
 	other := startNode(t, opts, pool, "b2")
 
 	// The leader's next renewal hangs; its session goes idle.
@@ -83,10 +82,10 @@ func TestBlockedLeaderIsReplaced(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the leader never renewed")
 	}
-	old.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
+	require.Equal(t, int64(1), old.testSignals.LostLeadership.WaitOrTimeout())
 	require.False(t, old.IsLeader())
 	// PostgreSQL ends the idle session, frees the lock, and b2 takes over.
-	other.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 2})
+	require.Equal(t, int64(2), other.testSignals.GainedLeadership.WaitOrTimeout())
 	require.False(t, old.IsLeader(), "two leaders")
 
 	// The stuck leader resumes: its write of term 1 is fenced, and it stays
@@ -113,7 +112,7 @@ func TestPartitionedLeaderStepsDown(t *testing.T) {
 	viaProxy.StoreAddrs = []string{u.String()}
 
 	old := startNode(t, viaProxy, pool, "x1")
-	old.awaitChange(t, election.LeaderChange{Kind: election.Elected, Term: 1})
+	require.Equal(t, int64(1), old.testSignals.GainedLeadership.WaitOrTimeout())
 	others := []*node{startNode(t, opts, pool, "x2"), startNode(t, opts, pool, "x3")}
 
 	proxy.partition()
@@ -121,22 +120,21 @@ func TestPartitionedLeaderStepsDown(t *testing.T) {
 	require.Equal(t, int64(2), won)
 	// The old leader stopped trusting itself before the lock could pass on.
 	require.False(t, old.IsLeader(), "two leaders after the partition")
+	require.Equal(t, int64(1), old.testSignals.LostLeadership.WaitOrTimeout())
 	old.awaitChange(t, election.LeaderChange{Kind: election.StepDown, Term: 1})
 	require.ErrorIs(t, fencedWrite(ctx, pool, old, 1), election.ErrFenced)
 	require.NoError(t, fencedWrite(ctx, pool, winner, 2))
 }
 
-// TestStreamUnderChurn is not parallel so that goleak sees only its own
-// goroutines.
+// TestStreamUnderChurn: the package's TestMain checks that the electors'
+// goroutines end (pgtest.MainCheckLeaks).
 func TestStreamUnderChurn(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Parallel()
 	ctx := context.Background()
 	opts := testOptions(pgtest.NewDatabase(t))
 	opts.Election.CampaignInterval = 20 * time.Millisecond
 	migrate(t, opts)
-	pool, err := newUnmanagedPool(opts.StoreAddrs[0])
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := newPool(t, opts.StoreAddrs[0])
 
 	var nodes []*node
 	for _, name := range names("c", 3) {
@@ -163,12 +161,9 @@ func TestStreamUnderChurn(t *testing.T) {
 	// complete, ordered and closed.
 	won := map[int64]string{}
 	for _, n := range nodes {
-		var events []election.LeaderChange
-		require.Eventually(t, func() bool {
-			var closed bool
-			events, closed = n.rec.snapshot()
-			return closed
-		}, wait, 5*time.Millisecond, "%s: stream not closed after Stop", n.name)
+		n.awaitStreamClosed(t)
+		events, closed := n.rec.snapshot()
+		require.True(t, closed)
 		requireWellFormed(t, n.name, events)
 		require.Zero(t, len(events)%2, "%s: a term without StepDown: %v", n.name, events)
 		for _, c := range events {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	pgtest.Main(m)
+	pgtest.MainCheckLeaks(m)
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -97,32 +98,75 @@ type node struct {
 }
 
 // recorder drains a leadership stream into a list, so tests can wait on
-// conditions over everything a node saw without racing for messages.
+// conditions over everything a node saw without racing for messages. Every
+// change (and the stream's end) wakes the waiters: nothing polls.
 type recorder struct {
-	mu     sync.Mutex
-	events []election.LeaderChange
-	closed bool
+	mu      sync.Mutex
+	events  []election.LeaderChange
+	closed  bool
+	changed chan struct{} // closed and replaced at every change
+	done    chan struct{} // closed once the stream is drained
 }
 
 func record(ch <-chan election.LeaderChange) *recorder {
-	r := &recorder{}
+	r := &recorder{changed: make(chan struct{}), done: make(chan struct{})}
 	go func() {
+		defer close(r.done)
 		for c := range ch {
 			r.mu.Lock()
 			r.events = append(r.events, c)
+			r.notifyLocked()
 			r.mu.Unlock()
 		}
 		r.mu.Lock()
 		r.closed = true
+		r.notifyLocked()
 		r.mu.Unlock()
 	}()
 	return r
+}
+
+func (r *recorder) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 func (r *recorder) snapshot() ([]election.LeaderChange, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]election.LeaderChange(nil), r.events...), r.closed
+}
+
+// next is closed at the recorder's next change.
+func (r *recorder) next() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// awaitStreams waits until cond holds, evaluating it at the start and after
+// every change any of the nodes' streams records. cond may only depend on
+// what the streams report (the events, and IsLeader, which changes only with
+// an event or just before the trust window's StepDown).
+func awaitStreams(t testing.TB, nodes []*node, cond func() bool, msgAndArgs ...any) {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	cases := make([]reflect.SelectCase, len(nodes)+1)
+	cases[len(nodes)] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(deadline.C)}
+	for {
+		// Take the change channels before looking, so a change made while
+		// cond runs is not missed.
+		for i, n := range nodes {
+			cases[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(n.rec.next())}
+		}
+		if cond() {
+			return
+		}
+		if chosen, _, _ := reflect.Select(cases); chosen == len(nodes) {
+			require.FailNow(t, "condition not reached within the wait", msgAndArgs...)
+		}
+	}
 }
 
 type nodeOption func(*Config)
@@ -152,6 +196,7 @@ func newNode(t testing.TB, opts config.Options, pool *pgxpool.Pool, name string,
 	e, err := New(cfg)
 	require.NoError(t, err)
 	changes, cancel := e.Subscribe()
+	e.testSignals.Init(t)
 	n := &node{name: name, Elector: e, rec: record(changes)}
 	t.Cleanup(func() {
 		e.Stop()
@@ -163,10 +208,20 @@ func newNode(t testing.TB, opts config.Options, pool *pgxpool.Pool, name string,
 // awaitChange waits until the node's stream holds want.
 func (n *node) awaitChange(t testing.TB, want election.LeaderChange) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	awaitStreams(t, []*node{n}, func() bool {
 		events, _ := n.rec.snapshot()
 		return slices.Contains(events, want)
-	}, wait, 5*time.Millisecond, "%s: never saw %v", n.name, want)
+	}, "%s: never saw %v", n.name, want)
+}
+
+// awaitStreamClosed waits until the node's stream ended and was drained.
+func (n *node) awaitStreamClosed(t testing.TB) {
+	t.Helper()
+	select {
+	case <-n.rec.done:
+	case <-time.After(wait):
+		t.Fatalf("%s: stream not closed", n.name)
+	}
 }
 
 // awaitElectedAfter waits until some node is elected for a term above term
@@ -175,7 +230,7 @@ func awaitElectedAfter(t testing.TB, term int64, nodes ...*node) (*node, int64) 
 	t.Helper()
 	var winner *node
 	var won int64
-	require.Eventually(t, func() bool {
+	awaitStreams(t, nodes, func() bool {
 		for _, n := range nodes {
 			events, _ := n.rec.snapshot()
 			for _, c := range events {
@@ -186,7 +241,7 @@ func awaitElectedAfter(t testing.TB, term int64, nodes ...*node) (*node, int64) 
 			}
 		}
 		return false
-	}, wait, 5*time.Millisecond, "nobody elected after term %d", term)
+	}, "nobody elected after term %d", term)
 	return winner, won
 }
 
@@ -210,7 +265,7 @@ func requireWellFormed(t testing.TB, name string, events []election.LeaderChange
 func awaitLeader(t testing.TB, nodes ...*node) *node {
 	t.Helper()
 	var leader *node
-	require.Eventually(t, func() bool {
+	awaitStreams(t, nodes, func() bool {
 		leader = nil
 		count := 0
 		for _, n := range nodes {
@@ -220,7 +275,7 @@ func awaitLeader(t testing.TB, nodes ...*node) *node {
 			}
 		}
 		return count == 1
-	}, wait, 5*time.Millisecond, "no single leader")
+	}, "no single leader")
 	return leader
 }
 
@@ -268,10 +323,4 @@ func names(prefix string, n int) []string {
 		out[i] = fmt.Sprintf("%s%d", prefix, i+1)
 	}
 	return out
-}
-
-// newUnmanagedPool is a pool the test closes itself, before checking for
-// leaked goroutines.
-func newUnmanagedPool(dsn string) (*pgxpool.Pool, error) {
-	return pgxpool.New(context.Background(), dsn)
 }

@@ -110,22 +110,27 @@ func (e *Elector) checkHolder(ctx context.Context) {
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		e.holder.suspect = 0 // free again: the next try may win
+		e.testSignals.HolderChecked.Signal(holderFree)
 		return
 	case err != nil:
 		if ctx.Err() == nil {
 			e.logger.Debug("look up the election lock holder", "err", err)
 		}
+		e.testSignals.HolderChecked.Signal(holderUnknown)
 		return
 	case member:
 		e.holder.suspect = 0
 		e.logger.Debug("election lock holder is a member", "holder_pid", pid)
+		e.testSignals.HolderChecked.Signal(holderMember)
 		return
 	}
 	if e.holder.suspect != pid {
 		e.holder.suspect = pid
+		e.testSignals.HolderChecked.Signal(holderSuspect)
 		return
 	}
 	if !e.holder.warnedAt.IsZero() && now.Sub(e.holder.warnedAt) < holderWarnEvery {
+		e.testSignals.HolderChecked.Signal(holderRateLimited)
 		return
 	}
 	e.holder.warnedAt = now
@@ -136,6 +141,7 @@ func (e *Elector) checkHolder(ctx context.Context) {
 		"another cluster (another meta_schema_name or meta_table_name) or program in this database uses the same advisory lock id; "+
 		"give one of them a different meta_election_lock_id",
 		"lock_id", e.lockID, "database", db, "holder_pid", pid, "holder_application_name", app, "holder_client_addr", client, "holder_user", user)
+	e.testSignals.HolderChecked.Signal(holderReported)
 }
 
 // newInstanceID is a random id for this process's candidate registration.

@@ -116,10 +116,10 @@ func TestForeignHolderOfTheLockIsReported(t *testing.T) {
 
 	var logs logBuffer
 	n := startNode(t, opts, pool, "ours1", withLogs(t, &logs))
-	require.Eventually(t, func() bool {
-		return strings.Contains(logs.String(), "held by a session outside this cluster")
-	}, wait, 10*time.Millisecond, "no warning about the foreign lock holder")
+	// Seen once (a suspect), then again: reported.
+	n.testSignals.HolderChecked.WaitUntil(func(o holderOutcome) bool { return o == holderReported })
 	out := logs.String()
+	require.Contains(t, out, "held by a session outside this cluster")
 	require.Contains(t, out, "holder_application_name=metasrv-election-foreign1")
 	require.Contains(t, out, "meta_election_lock_id")
 	require.Equal(t, 1, strings.Count(out, "held by a session outside this cluster"), "rate-limited")
@@ -134,9 +134,9 @@ func TestMemberHoldingTheLockIsNotReported(t *testing.T) {
 	var logs logBuffer
 	follower := startNode(t, opts, pool, "m2", withLogs(t, &logs))
 	// Until the follower checked the holder at least twice.
-	require.Eventually(t, func() bool {
-		return strings.Count(logs.String(), "election lock holder is a member") >= 2
-	}, wait, 10*time.Millisecond)
+	for range 2 {
+		follower.testSignals.HolderChecked.WaitUntil(func(o holderOutcome) bool { return o == holderMember })
+	}
 	require.NotContains(t, logs.String(), "outside this cluster")
 	require.False(t, follower.IsLeader())
 }
@@ -145,21 +145,23 @@ func TestDuplicateAddressIsReported(t *testing.T) {
 	t.Parallel()
 	opts, pool := newDatabase(t)
 	var logs1, logs2, logs3 logBuffer
-	startNode(t, opts, pool, "d1", withLogs(t, &logs1), withNodeInfo("dup:3002", "host-a"))
-	startNode(t, opts, pool, "d2", withLogs(t, &logs2), withNodeInfo("dup:3002", "host-b"))
-	startNode(t, opts, pool, "d3", withLogs(t, &logs3), withNodeInfo("d3:3002", "host-c"))
+	d1 := startNode(t, opts, pool, "d1", withLogs(t, &logs1), withNodeInfo("dup:3002", "host-a"))
+	d2 := startNode(t, opts, pool, "d2", withLogs(t, &logs2), withNodeInfo("dup:3002", "host-b"))
+	d3 := startNode(t, opts, pool, "d3", withLogs(t, &logs3), withNodeInfo("d3:3002", "host-c"))
 	const warning = "another live node registered the same address"
-	for _, l := range []*logBuffer{&logs1, &logs2} {
-		require.Eventually(t, func() bool { return strings.Contains(l.String(), warning) }, wait, 10*time.Millisecond)
+	for i, l := range []*logBuffer{&logs1, &logs2} {
+		n := []*node{d1, d2}[i]
+		n.testSignals.Registered.WaitUntil(func(r registration) bool { return r.duplicate })
+		require.Contains(t, l.String(), warning)
 		require.Contains(t, l.String(), "addr=dup:3002")
 		require.Contains(t, l.String(), "grpc.server_addr")
 		require.Equal(t, 1, strings.Count(l.String(), warning), "rate-limited")
 	}
 	require.Contains(t, logs1.String(), "other_hostname=host-b")
 	require.Contains(t, logs2.String(), "other_hostname=host-a")
-	require.Eventually(t, func() bool {
-		return strings.Count(logs3.String(), "renewed candidate registration") >= 2
-	}, wait, 10*time.Millisecond)
+	for range 2 {
+		require.False(t, d3.testSignals.Registered.WaitOrTimeout().duplicate, "a node's own registration is no duplicate")
+	}
 	require.NotContains(t, logs3.String(), warning, "a node's own registration is no duplicate")
 }
 
@@ -174,9 +176,9 @@ func TestRestartedNodeIsNoDuplicate(t *testing.T) {
 	require.NoError(t, err)
 
 	var logs logBuffer
-	startNode(t, opts, pool, "r2", withLogs(t, &logs), withNodeInfo("r:3002", "host-a"))
-	require.Eventually(t, func() bool {
-		return strings.Count(logs.String(), "renewed candidate registration") >= 2
-	}, wait, 10*time.Millisecond)
+	n := startNode(t, opts, pool, "r2", withLogs(t, &logs), withNodeInfo("r:3002", "host-a"))
+	for range 2 {
+		require.False(t, n.testSignals.Registered.WaitOrTimeout().duplicate, "the predecessor's registration was replaced at Start")
+	}
 	require.NotContains(t, logs.String(), "another live node registered the same address")
 }

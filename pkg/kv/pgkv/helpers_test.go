@@ -17,7 +17,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.MainCheckLeaks(m) }
 
 // testDB is one database of the shared test server with a pool on it; each
 // store made from it lives in a schema of its own, so parallel tests sharing
