@@ -129,17 +129,18 @@ func (n *Node) Close() {
 	}
 }
 
-// Serving reports whether the node's gRPC port accepts connections.
+// Serving reports whether the node answers gRPC health checks with SERVING.
+// An open port is not enough: a node binds its addresses before it has
+// connected to PostgreSQL and migrated.
 func (n *Node) Serving(ctx context.Context) bool {
-	var d net.Dialer
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", n.GRPCAddr)
+	conn, err := n.Conn()
 	if err != nil {
 		return false
 	}
-	c.Close()
-	return true
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }
 
 // WaitServing polls the node's gRPC health until it answers SERVING, the

@@ -2,15 +2,22 @@ package node
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgmetasrv/metasrv/migrations"
+	"github.com/pgmetasrv/metasrv/pkg/backoff"
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
@@ -35,7 +42,7 @@ func (n *Node) openStore(ctx context.Context) (durable kv.Backend, pg *pgkv.Stor
 		n.pool = pool // closed by New's cleanup on failure
 		db := stdlib.OpenDBFromPool(pool)
 		defer db.Close()
-		if err := migrations.Up(ctx, db, o.MetaSchemaName, o.MetaTableName, n.base.With("component", "migrations")); err != nil {
+		if err := migrateUp(ctx, db, o, n.base.With("component", "migrations")); err != nil {
 			return nil, nil, fmt.Errorf("migrate: %w", err)
 		}
 		store, err := pgkv.New(pool, pgkv.Options{Schema: o.MetaSchemaName, Table: o.MetaTableName}, n.base)
@@ -46,6 +53,41 @@ func (n *Node) openStore(ctx context.Context) (durable kv.Backend, pg *pgkv.Stor
 	default:
 		return nil, nil, fmt.Errorf("node: unknown backend %q", o.Backend)
 	}
+}
+
+// migrateUp applies the migrations, retrying while the failure is the
+// connection's (PostgreSQL restarting or failing over while the node
+// starts), so such a moment does not kill a starting node; a refusal (a
+// table of another layout, another cluster's keys) ends the start at once.
+// Migrations are idempotent: a retry resumes where the last attempt stopped.
+func migrateUp(ctx context.Context, db *sql.DB, o config.Options, logger *slog.Logger) error {
+	pause := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	for attempt := 1; ; attempt++ {
+		err := migrations.Up(ctx, db, o.MetaSchemaName, o.MetaTableName, logger)
+		if err == nil || !connectionLost(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := pause.Delay(attempt)
+		logger.WarnContext(ctx, "migration interrupted by a lost PostgreSQL connection; retrying",
+			"attempt", attempt, "backoff", wait, "err", err)
+		if serr := backoff.Sleep(ctx, wait); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+}
+
+// connectionLost reports an error of the connection rather than of the
+// statement: the server ended the session (class 08, or 57P admin
+// shutdown/crash), or the network failed.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // openStorePool connects the pool of postgres_store, waiting while
