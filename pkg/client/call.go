@@ -98,16 +98,7 @@ func invokeHolding[T response](ctx context.Context, c *Client, r route, kind cal
 				return zero, giveUp(attempt+1, ctx.Err(), fmt.Errorf("%s: %w", addr, err))
 			}
 			// Not sent: safe to try elsewhere whatever the call is.
-			lastErr, hops = fmt.Errorf("%s: %w", addr, err), 0
-			if r == toLeader {
-				c.forgetLeader(addr)
-				if !c.isEndpoint(addr) {
-					// A leader named by its advertised address; the next
-					// discovery looks for it among the endpoints.
-					lastErr = fmt.Errorf("leader %s (its advertised grpc.server_addr) is not among the endpoints %v and cannot be reached from here: "+
-						"list its reachable address in the endpoints, or advertise one clients can reach: %w", addr, c.cfg.Endpoints, err)
-				}
-			}
+			lastErr, hops = c.notSent(r, addr, err), 0
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, perAttempt)
@@ -140,30 +131,55 @@ func invokeHolding[T response](ctx context.Context, c *Client, r route, kind cal
 				continue
 			}
 		}
-		d, hint := decide(ctx, err, kind, addr)
-		switch d {
-		case followHint:
-			c.setLeader(hint, 0)
-			if hops++; hops > maxHintHops {
-				hops = 0
-			}
-		case rediscover:
-			if r == toLeader {
-				c.forgetLeader(addr)
-			}
-			hops = 0
-		case retry:
-			hops = 0
-		default:
-			if kind == mutating && sentAndLost(ctx, err) {
-				if r == toLeader {
-					c.forgetLeader(addr)
-				}
-				return zero, &outcomeUnknown{err: lastErr}
-			}
-			return zero, lastErr
+		var final error
+		if hops, final = c.afterFailure(ctx, err, lastErr, kind, r, addr, hops); final != nil {
+			return zero, final
 		}
 	}
+}
+
+// notSent is the error of an attempt that could not be sent to addr, which
+// is no longer trusted as the leader.
+func (c *Client) notSent(r route, addr string, err error) error {
+	if r != toLeader {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	c.forgetLeader(addr)
+	if !c.isEndpoint(addr) {
+		// A leader named by its advertised address; the next discovery
+		// looks for it among the endpoints.
+		return fmt.Errorf("leader %s (its advertised grpc.server_addr) is not among the endpoints %v and cannot be reached from here: "+
+			"list its reachable address in the endpoints, or advertise one clients can reach: %w", addr, c.cfg.Endpoints, err)
+	}
+	return fmt.Errorf("%s: %w", addr, err)
+}
+
+// afterFailure acts on a failed attempt at addr: it returns the hint hops
+// to go on with, or the error that ends the call (final != nil).
+func (c *Client) afterFailure(ctx context.Context, err, lastErr error, kind callKind, r route, addr string, hops int) (int, error) {
+	d, hint := decide(ctx, err, kind, addr)
+	switch d {
+	case followHint:
+		c.setLeader(hint, 0)
+		if hops++; hops > maxHintHops {
+			hops = 0
+		}
+		return hops, nil
+	case rediscover:
+		if r == toLeader {
+			c.forgetLeader(addr)
+		}
+		return 0, nil
+	case retry:
+		return 0, nil
+	}
+	if kind == mutating && sentAndLost(ctx, err) {
+		if r == toLeader {
+			c.forgetLeader(addr)
+		}
+		return hops, &outcomeUnknown{err: lastErr}
+	}
+	return hops, lastErr
 }
 
 // observeFrom learns from the header of an answer addr gave. When the
