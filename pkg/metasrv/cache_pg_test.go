@@ -120,9 +120,10 @@ func setupAbandon(t *testing.T, writeTimeout time.Duration) *abandonBundle {
 		_, err := conn.Exec(ctx, stmt)
 		require.NoError(t, err)
 	}
-	b := &abandonBundle{c: c, signals: newTestSignals(), holder: conn}
+	b := &abandonBundle{c: c, signals: newTestSignals(t), holder: conn}
 	b.n = c.node("n1", func(nc *nodeConfig) { nc.writeTimeout = writeTimeout; nc.signals = b.signals })
-	waitLeader(t, b.n)
+	// One node alone: it is elected as soon as it campaigns.
+	waitTransition(t, b.n.m, LeaderReady)
 	b.leader, err = b.n.m.LeaderBackend(ctx)
 	require.NoError(t, err)
 	for _, k := range []string{"a", "b", "c"} {
@@ -238,12 +239,14 @@ func TestWriteLostInCommit(t *testing.T) {
 				require.Equal(t, "old", string(got.Value))
 			}
 			release()
-			b.requireState(t, op.after)
 			if op.first == "" {
-				// A range delete of unknown outcome reloads the whole cache.
-				waitState(t, b.n.m, LeaderReady)
-				b.requireState(t, op.after)
+				// A range delete of unknown outcome reloads the whole cache,
+				// after it settles: only then is the cache whole again. The
+				// reload's return to LeaderReady is what says so; the caller's
+				// answer can come before the invalidation.
+				waitTransition(t, b.n.m, LeaderReady)
 			}
+			b.requireState(t, op.after)
 		})
 	}
 }
@@ -349,8 +352,8 @@ func waitSignal(t *testing.T, ch chan string, key string) string {
 func TestLeaderBackendConformance(t *testing.T) {
 	t.Parallel()
 	c := newPGCluster(t)
-	n := c.node("n1")
-	waitLeader(t, n)
+	n := c.node("n1", func(nc *nodeConfig) { nc.signals = newTestSignals(t) })
+	waitTransition(t, n.m, LeaderReady)
 	leader, err := n.m.LeaderBackend(t.Context())
 	require.NoError(t, err)
 	var next atomic.Int64

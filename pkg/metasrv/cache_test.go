@@ -25,7 +25,7 @@ type cacheBundle struct {
 
 func setupCache(t *testing.T, fenced func(store *memkv.Store) kv.Backend) *cacheBundle {
 	t.Helper()
-	b := &cacheBundle{store: memkv.New(), signals: newTestSignals()}
+	b := &cacheBundle{store: memkv.New(), signals: newTestSignals(t)}
 	el := election.NewSingle(func() election.NodeInfo { return election.NodeInfo{Addr: "n:1"} }, discard())
 	m, err := New(Deps{
 		Logger:  discard(),
@@ -41,7 +41,7 @@ func setupCache(t *testing.T, fenced func(store *memkv.Store) kv.Backend) *cache
 	ctx := context.Background()
 	require.NoError(t, m.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, m.Shutdown(ctx)) })
-	waitState(t, m, LeaderReady)
+	waitTransition(t, m, LeaderReady)
 	b.leader, err = m.LeaderBackend(ctx)
 	require.NoError(t, err)
 	return b

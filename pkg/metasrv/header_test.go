@@ -34,9 +34,10 @@ func TestHeaderAndLeaderHealthFollowTheTrustWindow(t *testing.T) {
 		Addr:    func() string { return addr },
 	})
 	require.NoError(t, err)
+	m.signals = newTestSignals(t)
 	require.NoError(t, m.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, m.Shutdown(ctx)) })
-	waitState(t, m, LeaderReady)
+	waitTransition(t, m, LeaderReady)
 
 	h := m.HeaderInfo()
 	require.Equal(t, addr, h.LeaderAddr)

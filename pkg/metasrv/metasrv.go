@@ -189,12 +189,19 @@ func (m *Metasrv) Shutdown(ctx context.Context) error {
 // State reports where this node stands.
 func (m *Metasrv) State() State { return State(m.state.Load()) }
 
-// setState changes the state and tells OnStateChange, in order.
+// setState changes the state and tells OnStateChange (and the tests'
+// signal), in order.
 func (m *Metasrv) setState(s State) {
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
-	if State(m.state.Swap(int32(s))) != s && m.onState != nil {
+	if State(m.state.Swap(int32(s))) == s {
+		return
+	}
+	if m.onState != nil {
 		m.onState(s)
+	}
+	if m.signals != nil {
+		m.signals.stateChanged.Signal(s)
 	}
 }
 

@@ -11,12 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgmetasrv/metasrv/internal/testsignal"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 )
-
-const waitFor = 10 * time.Second
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -34,22 +33,43 @@ type recorder struct {
 type eventLog struct {
 	mu     sync.Mutex
 	events []string
-	cond   chan struct{}
+	// cond holds a token when events were added since a waiter last looked.
+	cond chan struct{}
 }
 
-func newEventLog() *eventLog { return &eventLog{cond: make(chan struct{}, 1000)} }
+func newEventLog() *eventLog { return &eventLog{cond: make(chan struct{}, 1)} }
 
 func (l *eventLog) add(e string) {
 	l.mu.Lock()
 	l.events = append(l.events, e)
 	l.mu.Unlock()
-	l.cond <- struct{}{}
+	select {
+	case l.cond <- struct{}{}:
+	default: // a token is already waiting
+	}
 }
 
 func (l *eventLog) snapshot() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.events...)
+}
+
+// waitLen waits until the log holds at least n events and returns them.
+func (l *eventLog) waitLen(t *testing.T, n int) []string {
+	t.Helper()
+	timer := time.NewTimer(testsignal.Timeout)
+	defer timer.Stop()
+	for {
+		if events := l.snapshot(); len(events) >= n {
+			return events
+		}
+		select {
+		case <-l.cond:
+		case <-timer.C:
+			t.Fatalf("event log never reached %d events: %v", n, l.snapshot())
+		}
+	}
 }
 
 func (r *recorder) Name() string { return r.name }
@@ -88,20 +108,27 @@ func setup(t *testing.T, listeners ...Listener) *bundle {
 		Addr:      func() string { return "127.0.0.1:3002" },
 	})
 	require.NoError(t, err)
+	m.signals = newTestSignals(t)
 	return &bundle{m: m, store: store, elector: el}
 }
 
-func waitState(t *testing.T, m *Metasrv, want State) {
+// waitTransition consumes m's state changes, in order, until one to want.
+// It waits for the next change to want, not for m to be in want: a state
+// reached earlier and already consumed does not count. m.signals must have
+// been set (with newTestSignals) before m started.
+func waitTransition(t *testing.T, m *Metasrv, want State) {
 	t.Helper()
-	require.Eventually(t, func() bool { return m.State() == want }, waitFor, time.Millisecond, "state never became %s (is %s)", want, m.State())
+	require.NotNil(t, m.signals, "waitTransition needs m.signals set before Start")
+	m.signals.stateChanged.WaitUntil(func(s State) bool { return s == want })
 }
 
 func TestStartShutdownTwice(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
 	require.NoError(t, b.m.Start(ctx))
-	waitState(t, b.m, LeaderReady)
+	waitTransition(t, b.m, LeaderReady)
 	require.NoError(t, b.m.Shutdown(ctx))
 	require.NoError(t, b.m.Shutdown(ctx))
 	require.Equal(t, Follower, b.m.State())
@@ -110,11 +137,12 @@ func TestStartShutdownTwice(t *testing.T) {
 }
 
 func TestMemoryStoreLeadsAndServes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
-	waitState(t, b.m, LeaderReady)
+	waitTransition(t, b.m, LeaderReady)
 
 	store, err := b.m.LeaderBackend(ctx)
 	require.NoError(t, err)
@@ -147,6 +175,7 @@ func TestMemoryStoreLeadsAndServes(t *testing.T) {
 }
 
 func TestListenersStartInOrderStopInReverseAndFailuresRetry(t *testing.T) {
+	t.Parallel()
 	log := newEventLog()
 	a := &recorder{name: "a", log: log}
 	flaky := &recorder{name: "flaky", log: log, failures: 2}
@@ -154,25 +183,25 @@ func TestListenersStartInOrderStopInReverseAndFailuresRetry(t *testing.T) {
 	b := setup(t, a, flaky, c)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
-	require.Eventually(t, func() bool { return len(log.snapshot()) == 3 }, waitFor, time.Millisecond)
 	// The failing listener did not hold up the one after it.
-	require.Equal(t, []string{"start a", "start c", "start flaky"}, log.snapshot())
+	require.Equal(t, []string{"start a", "start c", "start flaky"}, log.waitLen(t, 3))
 
 	require.NoError(t, b.m.Shutdown(ctx))
 	require.Equal(t, []string{"start a", "start c", "start flaky", "stop c", "stop flaky", "stop a"}, log.snapshot())
 }
 
 func TestResignEndsTheTermAndItsStore(t *testing.T) {
+	t.Parallel()
 	log := newEventLog()
 	l := &recorder{name: "l", log: log}
 	b := setup(t, l)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
-	waitState(t, b.m, LeaderReady)
+	waitTransition(t, b.m, LeaderReady)
 	store, err := b.m.LeaderBackend(ctx)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(log.snapshot()) == 1 }, waitFor, time.Millisecond)
+	require.Equal(t, []string{"start l"}, log.waitLen(t, 1))
 
 	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v1")})
 	require.NoError(t, err)
@@ -180,9 +209,8 @@ func TestResignEndsTheTermAndItsStore(t *testing.T) {
 	// A lone node that resigns wins the next term at once: the listener is
 	// stopped for term 1 and started again for term 2.
 	require.NoError(t, b.elector.Resign(ctx))
-	require.Eventually(t, func() bool { return len(log.snapshot()) == 3 }, waitFor, time.Millisecond)
-	require.Equal(t, []string{"start l", "stop l", "start l"}, log.snapshot())
-	waitState(t, b.m, LeaderReady)
+	require.Equal(t, []string{"start l", "stop l", "start l"}, log.waitLen(t, 3))
+	waitTransition(t, b.m, LeaderReady)
 
 	// The old term's store refuses both reads and writes.
 	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v2")})
@@ -199,21 +227,23 @@ func TestResignEndsTheTermAndItsStore(t *testing.T) {
 }
 
 func TestStreamClosedUnexpectedlyStepsDown(t *testing.T) {
+	t.Parallel()
 	log := newEventLog()
 	l := &recorder{name: "l", log: log}
 	b := setup(t, l)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
-	waitState(t, b.m, LeaderReady)
-	require.Eventually(t, func() bool { return len(log.snapshot()) == 1 }, waitFor, time.Millisecond)
+	waitTransition(t, b.m, LeaderReady)
+	require.Equal(t, []string{"start l"}, log.waitLen(t, 1))
 	// Stopping the elector behind the core's back closes its stream.
 	b.elector.Stop()
-	waitState(t, b.m, Follower)
-	require.Eventually(t, func() bool { return len(log.snapshot()) == 2 }, waitFor, time.Millisecond)
+	waitTransition(t, b.m, Follower)
+	require.Equal(t, []string{"start l", "stop l"}, log.waitLen(t, 2))
 	require.NoError(t, b.m.Shutdown(ctx))
 }
 
 func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_000_000, 0)
 	l := NewNodeExpiryListener(discard(), time.Hour, time.Hour, func() time.Time { return now })
 	ctx := context.Background()

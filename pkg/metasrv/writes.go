@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgmetasrv/metasrv/internal/testsignal"
 )
 
 // writeGate tracks the leader writes of one term. A write runs on a context
@@ -88,17 +90,22 @@ func (w *pendingWrite) answer(err error) {
 	})
 }
 
-// testSignals lets this package's tests wait for a write to reach a step
-// instead of sleeping; nil outside tests. Each carries the write's first key
-// ("" for a range delete); sends never block.
+// testSignals lets this package's tests wait for the core's events instead
+// of sleeping or polling; nil outside tests. The write signals each carry the
+// write's first key ("" for a range delete); sends never block.
 type testSignals struct {
 	locking chan string // the write's goroutine is about to take its keys' locks
 	sent    chan string // the write is about to be sent to the durable store
 	unsure  chan string // its outcome is unknown and its keys were marked
+	// stateChanged: the node's state changed to the value, in order (sent
+	// from setState, after OnStateChange).
+	stateChanged testsignal.Signal[State]
 }
 
-func newTestSignals() *testSignals {
-	return &testSignals{locking: make(chan string, 1024), sent: make(chan string, 1024), unsure: make(chan string, 1024)}
+func newTestSignals(tb testsignal.TB) *testSignals {
+	ts := &testSignals{locking: make(chan string, 1024), sent: make(chan string, 1024), unsure: make(chan string, 1024)}
+	ts.stateChanged.Init(tb)
+	return ts
 }
 
 func signal(ch chan string, keys [][]byte) {
