@@ -3,30 +3,15 @@ package config
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/internal/pgtest/pgenv"
 )
 
-// isolatePGEnv hides the machine's PG* variables and ~/.pgpass, ~/.postgresql
-// from pgconn.ParseConfig, and fixes the default user. Tests calling it use
-// t.Setenv and so cannot be parallel.
-func isolatePGEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PG") {
-			t.Setenv(name, "") // pgconn ignores empty variables
-		}
-	}
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("PGPASSFILE", filepath.Join(home, "no-such-pgpass"))
-	t.Setenv("PGUSER", "tester")
-}
-
 func TestRenderMasksPasswords(t *testing.T) {
-	isolatePGEnv(t)
+	pgenv.Isolate(t)
 	o := Default()
 	o.StoreAddrs = []string{
 		"postgres://u:secret1@h/db",
@@ -57,7 +42,7 @@ func TestRenderMasksPasswords(t *testing.T) {
 // A password from PGPASSWORD or the password file is used (pgconn reads
 // them) but is not part of the address, so Render never shows it.
 func TestRenderHidesPasswordFromEnvironmentOrPassfile(t *testing.T) {
-	isolatePGEnv(t)
+	pgenv.Isolate(t)
 	o := Default()
 	o.StoreAddrs = []string{"postgres://u@h:5432/db"}
 

@@ -61,9 +61,6 @@ func startEarlyAdmin(ctx context.Context, addr string, tlsCfg *tls.Config, reg p
 	return e, nil
 }
 
-// addr is the bound address (the real server binds it next).
-func (e *earlyAdmin) addr() string { return e.lis.Addr().String() }
-
 // stop closes the listener and connections and waits for the server.
 func (e *earlyAdmin) stop() {
 	_ = e.srv.Close()

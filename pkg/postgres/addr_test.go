@@ -7,26 +7,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/internal/pgtest/pgenv"
 )
 
-// isolatePGEnv hides the machine's PG* variables and ~/.pgpass, ~/.postgresql
-// from pgconn.ParseConfig, and fixes the default user. Tests calling it use
-// t.Setenv and so cannot be parallel.
-func isolatePGEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PG") {
-			t.Setenv(name, "") // pgconn ignores empty variables
-		}
-	}
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("PGPASSFILE", filepath.Join(home, "no-such-pgpass"))
-	t.Setenv("PGUSER", "tester")
-}
-
 func TestSanitizeStoreAddr(t *testing.T) {
-	isolatePGEnv(t)
+	pgenv.Isolate(t)
 	tests := []struct{ in, want string }{
 		// A backslash-escaped space is part of a key=value password.
 		{`host=127.0.0.1 user=u password=Open\ Sesame_77 dbname=m`, "postgres://u:*****@127.0.0.1:5432/m?sslmode=prefer"},
@@ -73,7 +59,7 @@ func TestSanitizeStoreAddr(t *testing.T) {
 // A password from PGPASSWORD or the password file is used (pgconn reads
 // them) but is not part of the address, so it is never shown.
 func TestPasswordFromEnvironmentOrPassfileNotShown(t *testing.T) {
-	isolatePGEnv(t)
+	pgenv.Isolate(t)
 	const addr = "postgres://u@h:5432/db"
 
 	t.Setenv("PGPASSWORD", "EnvSecret9")

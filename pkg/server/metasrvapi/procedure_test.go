@@ -3,21 +3,16 @@ package metasrvapi_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
-	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
 	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 )
 
@@ -56,24 +51,7 @@ func (procHeader) HeaderInfo() metasrv.HeaderInfo {
 
 func serveProcedures(t *testing.T, m metasrvapi.ProcedureManager) metasrvv1.ProcedureClient {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(logger)))
-	metasrvapi.NewProcedure(m, procHeader{}).Register(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = cc.Close()
-		srv.Stop()
-		<-done
-	})
-	return metasrvv1.NewProcedureClient(cc)
+	return metasrvv1.NewProcedureClient(serveGRPC(t, metasrvapi.NewProcedure(m, procHeader{}).Register))
 }
 
 func TestManagerErrors(t *testing.T) {

@@ -52,12 +52,14 @@ func (r *router) HeaderInfo() metasrv.HeaderInfo {
 	return metasrv.HeaderInfo{NodeAddr: "self:1", LeaderAddr: r.leaderAddr, Term: 7}
 }
 
-// serve runs the Store service for r on 127.0.0.1:0 and returns a client.
-func serveStore(t *testing.T, r metasrvapi.Router) metasrvv1.StoreClient {
+// serveGRPC serves what register adds, with the production error
+// interceptor, on 127.0.0.1:0 and returns a connection to it; both end with
+// the test.
+func serveGRPC(t *testing.T, register func(grpc.ServiceRegistrar)) *grpc.ClientConn {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(logger)))
-	metasrvapi.NewStore(r).Register(srv)
+	register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -72,7 +74,13 @@ func serveStore(t *testing.T, r metasrvapi.Router) metasrvv1.StoreClient {
 		srv.Stop()
 		<-done
 	})
-	return metasrvv1.NewStoreClient(cc)
+	return cc
+}
+
+// serveStore runs the Store service for r and returns a client of it.
+func serveStore(t *testing.T, r metasrvapi.Router) metasrvv1.StoreClient {
+	t.Helper()
+	return metasrvv1.NewStoreClient(serveGRPC(t, metasrvapi.NewStore(r).Register))
 }
 
 func newLeader(t *testing.T) (*router, metasrvv1.StoreClient) {
