@@ -5,14 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -64,7 +60,7 @@ func migrateUp(ctx context.Context, db *sql.DB, o config.Options, logger *slog.L
 	pause := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 1; ; attempt++ {
 		err := migrations.Up(ctx, db, o.MetaSchemaName, o.MetaTableName, logger)
-		if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		if err == nil || !pgkv.IsConnFailure(err) || ctx.Err() != nil {
 			return err
 		}
 		wait := pause.Delay(attempt)
@@ -74,20 +70,6 @@ func migrateUp(ctx context.Context, db *sql.DB, o config.Options, logger *slog.L
 			return errors.Join(err, serr)
 		}
 	}
-}
-
-// connectionLost reports an error of the connection rather than of the
-// statement: the server ended the session (class 08, or 57P admin
-// shutdown/crash), or the network failed.
-func connectionLost(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
-	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // openStorePool connects the pool of postgres_store, waiting while

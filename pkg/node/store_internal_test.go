@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgmetasrv/metasrv/migrations"
+	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 )
 
 // A migration cut by PostgreSQL restarting is retried; a refusal is not.
@@ -17,9 +18,9 @@ func TestConnectionLostDecidesMigrationRetry(t *testing.T) {
 	t.Parallel()
 	restart := fmt.Errorf("migrate: failed to initialize: failed to execute pg_try_advisory_lock: %w",
 		&pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command"})
-	require.True(t, connectionLost(restart))
-	require.True(t, connectionLost(fmt.Errorf("up: %w", io.ErrUnexpectedEOF)))
-	require.True(t, connectionLost(errors.Join(restart, errors.New("clean up after the failed migration"))))
-	require.False(t, connectionLost(fmt.Errorf("up: %w", migrations.ErrTableLayout)))
-	require.False(t, connectionLost(&pgconn.PgError{Code: "42P07", Message: "relation already exists"}))
+	require.True(t, pgkv.IsConnFailure(restart))
+	require.True(t, pgkv.IsConnFailure(fmt.Errorf("up: %w", io.ErrUnexpectedEOF)))
+	require.True(t, pgkv.IsConnFailure(errors.Join(restart, errors.New("clean up after the failed migration"))))
+	require.False(t, pgkv.IsConnFailure(fmt.Errorf("up: %w", migrations.ErrTableLayout)))
+	require.False(t, pgkv.IsConnFailure(&pgconn.PgError{Severity: "ERROR", Code: "42P07", Message: "relation already exists"}))
 }

@@ -188,10 +188,3 @@ func (s *byteSemaphore) grantLocked() {
 		close(w.ready)
 	}
 }
-
-// inUse reports the bytes held and the calls waiting (for tests).
-func (s *byteSemaphore) inUse() (held int64, waiting int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur, s.waiters.Len()
-}

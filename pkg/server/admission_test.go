@@ -197,3 +197,10 @@ func TestLeaderHealthIsAnsweredLive(t *testing.T) {
 	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, got.GetStatus())
 	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, conn, LeaderService))
 }
+
+// inUse reports the bytes held and the calls waiting (for tests).
+func (s *byteSemaphore) inUse() (held int64, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.waiters.Len()
+}

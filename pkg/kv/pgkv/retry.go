@@ -103,9 +103,9 @@ func judge(ctx context.Context, op string, kind opKind, err error) (retry bool, 
 			op, kv.ErrOutcomeUnknown, kv.ErrUnavailable, withCtxErr(ctx, err))
 	case ctx.Err() != nil:
 		return false, fmt.Errorf("pgkv: %s: %w", op, withCtxErr(ctx, err))
-	case isConnFailure(err) && (kind == readOp || nothingSent(err)):
+	case IsConnFailure(err) && (kind == readOp || nothingSent(err)):
 		return true, nil
-	case isConnFailure(err):
+	case IsConnFailure(err):
 		return false, fmt.Errorf("pgkv: %s: %w: connection failed, the transaction was not committed: %w", op, kv.ErrUnavailable, err)
 	default:
 		return false, fmt.Errorf("pgkv: %s: %w", op, err)
@@ -147,10 +147,11 @@ func nothingSent(err error) bool {
 	return pgconn.SafeToRetry(err) || errors.As(err, &connectErr)
 }
 
-// isConnFailure reports an error of the connection rather than of the
+// IsConnFailure reports an error of the connection rather than of the
 // statement: the server ended the session (FATAL, class 08), or the network
-// or pool failed.
-func isConnFailure(err error) bool {
+// or pool failed. Callers outside the package use it to retry work that a
+// lost connection cut short (a start-up migration).
+func IsConnFailure(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return severity(pgErr) != "ERROR" || strings.HasPrefix(pgErr.Code, "08")

@@ -37,3 +37,18 @@ func TestRangeAnswerOverMaxSendNamesTheLimit(t *testing.T) {
 		require.True(t, resp.More)
 	}
 }
+
+// A BatchGet whose answer would be over the max send size names the limit
+// too, instead of failing with gRPC's bare refusal.
+func TestBatchGetAnswerOverMaxSendNamesTheLimit(t *testing.T) {
+	t.Parallel()
+	store := memkv.New()
+	keys := fill(t, store)
+	c := serveLimited(t, store, true)
+	_, err := c.BatchGet(t.Context(), kv.BatchGetRequest{Keys: keys})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Regexp(t, `batch get answer of \d+ bytes is over grpc.max_send_message_size \(8192 bytes\): ask for fewer keys`, err.Error())
+	resp, err := c.BatchGet(t.Context(), kv.BatchGetRequest{Keys: keys[:2]})
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 2)
+}

@@ -104,15 +104,22 @@ func (s *StoreService) Range(ctx context.Context, in *metasrvv1.RangeRequest) (*
 	}
 	out := kvpb.RangeResponseToPB(resp)
 	out.Header = s.header()
-	// gRPC would refuse to send it with a bare RESOURCE_EXHAUSTED; say why
-	// and what to do instead.
-	if s.maxResponse > 0 {
-		if n := proto.Size(out); n > s.maxResponse {
-			return nil, &apierr.ReadTooLargeError{What: "range", Size: n, Limit: s.maxResponse,
-				Hint: fmt.Sprintf("ask with a limit (%d pairs were selected), and page on from the last key + \"\\x00\" while more is set", len(resp.Kvs))}
-		}
+	if err := s.fits(out, "range", fmt.Sprintf("ask with a limit (%d pairs were selected), and page on from the last key + \"\\x00\" while more is set", len(resp.Kvs))); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// fits refuses a read's answer that gRPC would refuse to send with a bare
+// RESOURCE_EXHAUSTED, saying why and what to do instead.
+func (s *StoreService) fits(out proto.Message, what, hint string) error {
+	if s.maxResponse <= 0 {
+		return nil
+	}
+	if n := proto.Size(out); n > s.maxResponse {
+		return &apierr.ReadTooLargeError{What: what, Size: n, Limit: s.maxResponse, Hint: hint}
+	}
+	return nil
 }
 
 func (s *StoreService) BatchGet(ctx context.Context, in *metasrvv1.BatchGetRequest) (*metasrvv1.BatchGetResponse, error) {
@@ -130,6 +137,9 @@ func (s *StoreService) BatchGet(ctx context.Context, in *metasrvv1.BatchGetReque
 	}
 	out := kvpb.BatchGetResponseToPB(resp)
 	out.Header = s.header()
+	if err := s.fits(out, "batch get", fmt.Sprintf("ask for fewer keys at once (%d were found)", len(resp.Kvs))); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
