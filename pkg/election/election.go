@@ -77,9 +77,11 @@ type Elector interface {
 	Stop()
 	// Leader reports the current leader, or ErrNoLeader.
 	Leader(ctx context.Context) (Leader, error)
-	// IsLeader is true only while this node leads and trusts that it still
-	// does (inside its lease's trust window).
-	IsLeader() bool
+	// TrustedTerm is the term this node leads while it trusts that it still
+	// does (inside its lease's trust window), else 0. It is the one answer to
+	// "may this node act as leader of term t right now": leader-only work
+	// asks it per call, never a copy of it.
+	TrustedTerm() int64
 	// Candidates lists the node info of every live candidate.
 	Candidates(ctx context.Context) ([]NodeInfo, error)
 	// Resign gives up leadership if held; a no-op otherwise.
@@ -89,7 +91,8 @@ type Elector interface {
 	// subscription. A subscriber that joins while this node leads first
 	// receives Elected for the current term.
 	Subscribe() (<-chan LeaderChange, func())
-	// Term is the term this node leads, 0 when it does not.
+	// Term is the term this node leads, trusted or not, 0 when it does not:
+	// for reporting (metrics), not for deciding.
 	Term() int64
 	// Changes counts the leadership changes (Elected and StepDown) of this node.
 	Changes() uint64

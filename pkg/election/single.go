@@ -18,7 +18,6 @@ type Single struct {
 	mu        sync.Mutex
 	started   bool
 	stopped   bool
-	term      int64
 	electedAt time.Time
 }
 
@@ -48,9 +47,10 @@ func (s *Single) Start(context.Context) error {
 	return nil
 }
 
+// elect leads term with no end to its trust: nobody can take it over.
 func (s *Single) elect(term int64) {
-	s.term, s.electedAt = term, time.Now()
-	s.stream.Elected(term)
+	s.electedAt = time.Now()
+	s.stream.Elected(term, time.Time{})
 	s.logger.Info("elected", "term", term)
 }
 
@@ -73,15 +73,14 @@ func (s *Single) Leader(context.Context) (Leader, error) {
 		return Leader{}, ErrNoLeader
 	}
 	info := s.info()
-	return Leader{Addr: info.Addr, Term: s.term, ElectedAt: s.electedAt, Info: info}, nil
+	return Leader{Addr: info.Addr, Term: s.stream.Lease().Term, ElectedAt: s.electedAt, Info: info}, nil
 }
 
 // IsLeader is true between Start and Stop.
-func (s *Single) IsLeader() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.started && !s.stopped
-}
+func (s *Single) IsLeader() bool { return s.stream.Trusted() != 0 }
+
+// TrustedTerm is the leading term between Start and Stop, else 0.
+func (s *Single) TrustedTerm() int64 { return s.stream.Trusted() }
 
 // Candidates is this node alone.
 func (s *Single) Candidates(context.Context) ([]NodeInfo, error) {
@@ -96,8 +95,9 @@ func (s *Single) Resign(context.Context) error {
 	if !s.started || s.stopped {
 		return nil
 	}
-	s.stream.StepDown(s.term)
-	s.elect(s.term + 1)
+	term := s.stream.Lease().Term
+	s.stream.StepDown(term)
+	s.elect(term + 1)
 	return nil
 }
 

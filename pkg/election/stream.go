@@ -1,21 +1,50 @@
 package election
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// Stream fans leadership changes out to subscribers. It keeps the order
-// invariant itself (StepDown{t} only after Elected{t}, no two Elected in a
-// row), and gives every subscriber its own unbounded queue and delivery
-// goroutine, so a slow subscriber never loses a message and never blocks the
-// elector that publishes.
+// Stream is a node's one record of its own leadership, and the fan-out of
+// its changes to subscribers.
+//
+// The record is which term this node leads (or last led) and until when it
+// trusts that it still does. Electors write it (Elected, Renew, StepDown) and
+// everything else reads it (Trusted, Lease): there is no second copy to fall
+// out of step, so a fence check, a response header and the leader cache all
+// judge by the same term and the same trust window.
+//
+// The stream keeps the order invariant itself (StepDown{t} only after
+// Elected{t}, no two Elected in a row), and gives every subscriber its own
+// unbounded queue and delivery goroutine, so a slow subscriber never loses a
+// message and never blocks the elector that publishes.
 //
 // The zero value is not usable; use NewStream.
 type Stream struct {
 	mu      sync.Mutex
 	leading bool
-	term    int64
-	changes uint64
-	closed  bool
-	subs    map[*subscriber]struct{}
+	term    int64 // the term led, or last led
+	// trustUntil ends the trust window of the leading term; zero means the
+	// term is trusted until it steps down (an elector without a lease).
+	trustUntil time.Time
+	changes    uint64
+	closed     bool
+	subs       map[*subscriber]struct{}
+}
+
+// Lease is a snapshot of the record.
+type Lease struct {
+	// Leading is true from Elected to StepDown, whatever the trust window.
+	Leading bool
+	// Term is the term led, or last led (0: never led).
+	Term int64
+	// TrustUntil ends the trust window; zero while leading means no end.
+	TrustUntil time.Time
+}
+
+// Trusted reports whether the lease leads and its trust window holds at now.
+func (l Lease) Trusted(now time.Time) bool {
+	return l.Leading && (l.TrustUntil.IsZero() || now.Before(l.TrustUntil))
 }
 
 // NewStream returns an open stream in the follower state.
@@ -23,10 +52,11 @@ func NewStream() *Stream {
 	return &Stream{subs: make(map[*subscriber]struct{})}
 }
 
-// Elected publishes Elected{term}. If the stream still believes an earlier
-// term leads, that term's StepDown goes out first. It reports false (and
-// publishes nothing) once the stream is closed.
-func (s *Stream) Elected(term int64) bool {
+// Elected records that this node leads term, trusted until trustUntil (zero:
+// until StepDown), and publishes Elected{term}. If the stream still believes
+// an earlier term leads, that term's StepDown goes out first. It reports
+// false (and records and publishes nothing) once the stream is closed.
+func (s *Stream) Elected(term int64, trustUntil time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -34,13 +64,49 @@ func (s *Stream) Elected(term int64) bool {
 	}
 	if s.leading {
 		if s.term == term {
+			s.trustUntil = trustUntil
 			return true
 		}
 		s.publishLocked(LeaderChange{Kind: StepDown, Term: s.term})
 	}
-	s.leading, s.term = true, term
+	s.leading, s.term, s.trustUntil = true, term, trustUntil
 	s.publishLocked(LeaderChange{Kind: Elected, Term: term})
 	return true
+}
+
+// Renew moves the trust window of term to until. It reports false, and
+// changes nothing, when term does not lead or its window has already ended:
+// a lapsed window is not revived, the elector must step down instead.
+func (s *Stream) Renew(term int64, until time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.leading || s.term != term || !s.leaseLocked().Trusted(time.Now()) {
+		return false
+	}
+	s.trustUntil = until
+	return true
+}
+
+// Trusted is the term this node leads if it trusts its leadership at the
+// moment of the call, else 0.
+func (s *Stream) Trusted() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.leaseLocked().Trusted(time.Now()) {
+		return 0
+	}
+	return s.term
+}
+
+// Lease snapshots the record.
+func (s *Stream) Lease() Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaseLocked()
+}
+
+func (s *Stream) leaseLocked() Lease {
+	return Lease{Leading: s.leading, Term: s.term, TrustUntil: s.trustUntil}
 }
 
 // StepDown publishes StepDown{term} if term is the one leading, and reports
@@ -51,16 +117,9 @@ func (s *Stream) StepDown(term int64) bool {
 	if !s.leading || s.term != term {
 		return false
 	}
-	s.leading = false
+	s.leading, s.trustUntil = false, time.Time{}
 	s.publishLocked(LeaderChange{Kind: StepDown, Term: term})
 	return true
-}
-
-// Leading reports whether a term leads, and which.
-func (s *Stream) Leading() (bool, int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.leading, s.term
 }
 
 // Term is the leading term, 0 when none leads.
@@ -131,7 +190,7 @@ func (s *Stream) Close() {
 		return
 	}
 	if s.leading {
-		s.leading = false
+		s.leading, s.trustUntil = false, time.Time{}
 		s.publishLocked(LeaderChange{Kind: StepDown, Term: s.term})
 	}
 	s.closed = true

@@ -124,6 +124,7 @@ func (c *leaderCache) loadLocked(ctx context.Context, src kv.Backend) (keys int,
 // cache.
 type termStore struct {
 	m       *Metasrv
+	lead    *leadTerm
 	term    int64
 	durable kv.Backend // prefixed, fenced by term
 	cache   *leaderCache
@@ -142,9 +143,11 @@ var _ kv.Backend = (*termStore)(nil)
 func (s *termStore) Name() string { return s.durable.Name() }
 
 // check refuses service once the term is over, leadership is not trusted any
-// more, or the cache is not (or no longer) complete.
+// more, or the cache is not (or no longer) complete. It is the term store's
+// own check, on every call, because a handle can outlive its term: a caller
+// may keep the store LeaderBackend gave it across a step-down.
 func (s *termStore) check(ctx context.Context) error {
-	if s.m.servesTerm(s.term) && s.cache.ready.Load() {
+	if s.m.servesTerm(s.lead) && s.cache.ready.Load() {
 		return nil
 	}
 	return s.m.notLeader(ctx)

@@ -21,6 +21,33 @@
 // cancels the term context and waits for the term goroutine, which stops the
 // listeners in reverse order.
 //
+// # Who leads which term, and which check guards what
+//
+// The election owns the one record of leadership: election.Stream holds the
+// term this node leads and its trust window, written by the elector alone.
+// The core keeps no copy of it. Its running term (current) is the term's
+// resources, a cache and a store, and the node's State is derived from it
+// (no term: Follower; else the term's phase). A Put meets these checks, each
+// guarding something the others cannot:
+//
+//  1. LeaderBackend: a term is open to callers (phase LeaderReady). It is
+//     what turns a call on a follower, or on a leader still loading, into a
+//     NotLeaderError naming the leader, before any work.
+//  2. termStore.check, on every call of the term's store: the term is still
+//     the running one, the election trusts this node's leadership of it right
+//     now (Elector.TrustedTerm), and the cache is complete. A store handle
+//     can outlive the moment it was handed out, and the trust window can
+//     lapse while no StepDown has been processed yet (a frozen leader
+//     resuming); this check is what keeps such a handle from serving stale
+//     reads or starting writes.
+//  3. The fence in the write's transaction (pgelection's Fence.Check): the
+//     trust window again, at the last moment before the statement, then the
+//     election row read FOR SHARE, which is what makes a write of a deposed
+//     term fail in PostgreSQL itself, whatever this node believes.
+//
+// Response headers and health read the same record (Elector.TrustedTerm), so
+// they never name as leader a term the checks above would refuse.
+//
 // # Failures
 //
 //   - Cache load or default-metadata creation fails: retried with backoff

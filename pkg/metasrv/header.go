@@ -48,15 +48,8 @@ func (m *Metasrv) HeaderInfo() HeaderInfo {
 }
 
 // trustedTerm is the term this node leads if it trusts its leadership right
-// now, else 0. The term is read on both sides of the trust check, so a term
-// that ended (and a new one that began) around the check is not reported.
-func (m *Metasrv) trustedTerm() int64 {
-	term := m.elector.Term()
-	if term == 0 || !m.elector.IsLeader() || m.elector.Term() != term {
-		return 0
-	}
-	return term
-}
+// now, else 0: the election's one record, read once.
+func (m *Metasrv) trustedTerm() int64 { return m.elector.TrustedTerm() }
 
 // ServingLeader reports, at the moment of the call, whether this node would
 // serve a leader-only request: it is LeaderReady, its cache is loaded, and
@@ -65,7 +58,7 @@ func (m *Metasrv) trustedTerm() int64 {
 // window lapsed never answers SERVING, whatever state it last recorded.
 func (m *Metasrv) ServingLeader() bool {
 	t := m.current.Load()
-	return t != nil && m.State() == LeaderReady && t.cache.ready.Load() && m.servesTerm(t.id)
+	return t != nil && State(t.phase.Load()) == LeaderReady && t.cache.ready.Load() && m.servesTerm(t)
 }
 
 // LeaderHint is the leader address this node last saw ("" when unknown).

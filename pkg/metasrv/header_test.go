@@ -19,7 +19,12 @@ type revocable struct {
 	distrust atomic.Bool
 }
 
-func (r *revocable) IsLeader() bool { return !r.distrust.Load() && r.Single.IsLeader() }
+func (r *revocable) TrustedTerm() int64 {
+	if r.distrust.Load() {
+		return 0
+	}
+	return r.Single.TrustedTerm()
+}
 
 func TestHeaderAndLeaderHealthFollowTheTrustWindow(t *testing.T) {
 	t.Parallel()

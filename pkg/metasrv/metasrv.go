@@ -67,11 +67,14 @@ type Metasrv struct {
 	addr         func() string
 	onState      func(State)
 
-	stateMu sync.Mutex // orders state changes and their notifications
-	state   atomic.Int32
+	// stateMu orders state notifications; notified is the last one sent.
+	stateMu  sync.Mutex
+	notified State
 	// leaderHint is the leader address last seen, for response headers.
 	leaderHint atomic.Pointer[string]
-	// current is the running term; nil while following.
+	// current is the running term; nil while following. The node's State is
+	// derived from it (nil: Follower, else the term's phase), so the two
+	// cannot disagree.
 	current atomic.Pointer[leadTerm]
 	// memory is the in-memory KV of the current term, replaced on every change.
 	memory atomic.Pointer[memkv.Store]
@@ -87,9 +90,15 @@ type Metasrv struct {
 	hintDone         chan struct{}
 }
 
-// leadTerm is one term of leadership on this node.
+// leadTerm is one term of leadership on this node: the core's resources for
+// the term the election says this node won. Whether the node may still act
+// for it is asked of the election per call (Elector.TrustedTerm), never kept.
 type leadTerm struct {
-	id     int64
+	id int64
+	// phase is LeaderNotReady until the cache is loaded and the default
+	// metadata exists, then LeaderReady (back to LeaderNotReady while a
+	// reload runs): whether the term is open to callers.
+	phase  atomic.Int32
 	cache  *leaderCache
 	writes *writeGate // the term's writes in flight, ended with the term
 	store  kv.Backend // the Term.Store handed out: limits over the term store
@@ -187,16 +196,24 @@ func (m *Metasrv) Shutdown(ctx context.Context) error {
 }
 
 // State reports where this node stands.
-func (m *Metasrv) State() State { return State(m.state.Load()) }
+func (m *Metasrv) State() State {
+	t := m.current.Load()
+	if t == nil {
+		return Follower
+	}
+	return State(t.phase.Load())
+}
 
-// setState changes the state and tells OnStateChange (and the tests'
-// signal), in order.
-func (m *Metasrv) setState(s State) {
+// stateChanged tells OnStateChange (and the tests' signal) of the state, in
+// order, once per change. Callers change current or a phase first.
+func (m *Metasrv) stateChanged() {
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
-	if State(m.state.Swap(int32(s))) == s {
+	s := m.State()
+	if s == m.notified {
 		return
 	}
+	m.notified = s
 	if m.onState != nil {
 		m.onState(s)
 	}
@@ -208,11 +225,10 @@ func (m *Metasrv) setState(s State) {
 // Elector is the election this node follows.
 func (m *Metasrv) Elector() election.Elector { return m.elector }
 
-// servesTerm is true while term is this node's running term and the node
-// still trusts its leadership (inside the election's trust window).
-func (m *Metasrv) servesTerm(term int64) bool {
-	t := m.current.Load()
-	return t != nil && t.id == term && m.elector.IsLeader() && m.elector.Term() == term
+// servesTerm is true while t is this node's running term and the election
+// still trusts this node's leadership of it (inside the trust window).
+func (m *Metasrv) servesTerm(t *leadTerm) bool {
+	return m.current.Load() == t && m.elector.TrustedTerm() == t.id
 }
 
 // notLeader builds the refusal of a leader-only request, naming the leader.
@@ -234,10 +250,12 @@ func (m *Metasrv) notLeader(ctx context.Context) error {
 
 // LeaderBackend returns the leader's store for the current term: reads from
 // the leader cache, writes fenced and written through. It fails with an
-// *election.NotLeaderError when this node does not lead or is not ready.
+// *election.NotLeaderError when this node has no term open to callers; the
+// store itself checks the trust window on every call (see termStore.check),
+// since a handle outlives the moment it was handed out.
 func (m *Metasrv) LeaderBackend(ctx context.Context) (kv.Backend, error) {
 	t := m.current.Load()
-	if t == nil || m.State() != LeaderReady || !t.cache.ready.Load() || !m.servesTerm(t.id) {
+	if t == nil || State(t.phase.Load()) != LeaderReady {
 		return nil, m.notLeader(ctx)
 	}
 	return t.store, nil
@@ -269,7 +287,8 @@ func (m *Metasrv) invalidateCache(term int64, reason error) {
 		return
 	}
 	t.cache.ready.Store(false)
-	m.setState(LeaderNotReady)
+	t.phase.Store(int32(LeaderNotReady))
+	m.stateChanged()
 	m.logger.Error("leader cache invalidated; reloading", "term", term, "err", reason)
 	select {
 	case t.reload <- reason:

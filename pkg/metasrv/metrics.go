@@ -11,7 +11,7 @@ import (
 // them.
 func (m *Metasrv) RegisterMetrics(reg prometheus.Registerer) error {
 	leader := func() float64 {
-		if m.State() != Follower && m.elector.IsLeader() {
+		if m.State() != Follower && m.elector.TrustedTerm() != 0 {
 			return 1
 		}
 		return 0

@@ -55,11 +55,12 @@ func (m *Metasrv) becomeLeader(term int64) {
 		done:   make(chan struct{}),
 		reload: make(chan error, 1),
 	}
-	ts := &termStore{m: m, term: term, durable: m.fenced(term), cache: t.cache, writes: t.writes,
+	ts := &termStore{m: m, lead: t, term: term, durable: m.fenced(term), cache: t.cache, writes: t.writes,
 		settle: m.settle, writeTimeout: m.writeTimeout, signals: m.signals}
 	t.store = kv.WithLimits(ts, m.limits)
-	m.setState(LeaderNotReady)
+	t.phase.Store(int32(LeaderNotReady))
 	m.current.Store(t)
+	m.stateChanged()
 	m.logger.Info("became leader; loading the leader cache", "term", term, "state", LeaderNotReady.String())
 	go m.lead(ctx, t)
 }
@@ -72,8 +73,8 @@ func (m *Metasrv) becomeFollower(term int64) {
 	if t.id != term {
 		m.logger.Warn("step-down for another term than the running one; stepping down anyway", "running_term", t.id, "term", term)
 	}
-	m.setState(Follower)
 	m.current.Store(nil)
+	m.stateChanged()
 	t.cancel(fmt.Errorf("%w: %d", errTermEnded, t.id))
 	// Writes first: listeners stopping below may wait on them.
 	t.writes.close()
@@ -133,7 +134,8 @@ func (m *Metasrv) reloadCache(ctx context.Context, t *leadTerm) error {
 // only the running term turns ready.
 func (m *Metasrv) becomeReady(t *leadTerm) {
 	if m.current.Load() == t {
-		m.setState(LeaderReady)
+		t.phase.Store(int32(LeaderReady))
+		m.stateChanged()
 		m.logger.Info("leader ready", "term", t.id, "state", LeaderReady.String())
 	}
 }

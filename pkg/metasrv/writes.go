@@ -98,7 +98,7 @@ type testSignals struct {
 	sent    chan string // the write is about to be sent to the durable store
 	unsure  chan string // its outcome is unknown and its keys were marked
 	// stateChanged: the node's state changed to the value, in order (sent
-	// from setState, after OnStateChange).
+	// from stateChanged, after OnStateChange).
 	stateChanged testsignal.Signal[State]
 }
 

@@ -124,9 +124,10 @@ func (e *Elector) takeOffice(ctx context.Context, s *session, start time.Time) (
 	if !time.Now().Before(trustUntil) {
 		return 0, fmt.Errorf("term %d won too late: the trust window had already ended", term)
 	}
-	e.leading, e.term, e.trustUntil = true, term, trustUntil
-	e.armWatchdogLocked(term)
-	e.stream.Elected(term)
+	if !e.stream.Elected(term, trustUntil) {
+		return 0, fmt.Errorf("term %d won while the election stopped", term)
+	}
+	e.armWatchdogLocked(term, trustUntil)
 	e.testSignals.GainedLeadership.Signal(term)
 	e.logger.Info("elected leader", "term", term, "pid", s.pid)
 	return term, nil
@@ -141,7 +142,8 @@ func (e *Elector) lead(ctx context.Context, s *session, term int64, trustFrom ti
 	nextRenew := trustFrom.Add(e.renewEvery)
 	for {
 		e.mu.Lock()
-		leading := e.leading && e.term == term
+		lease := e.stream.Lease()
+		leading := lease.Leading && lease.Term == term
 		resign := len(e.resignWaiters) > 0
 		var wctx context.Context
 		var cancel context.CancelFunc
@@ -189,10 +191,7 @@ func (e *Elector) lead(ctx context.Context, s *session, term int64, trustFrom ti
 // renew checks that this session still holds the lock and the term, and
 // extends the trust window from the renewal's start.
 func (e *Elector) renew(ctx context.Context, s *session, term int64, start time.Time) error {
-	e.mu.Lock()
-	deadline := e.trustUntil
-	e.mu.Unlock()
-	qctx, cancel := queryCtx(ctx, deadline)
+	qctx, cancel := queryCtx(ctx, e.stream.Lease().TrustUntil)
 	defer cancel()
 	var got int64
 	err := s.conn.QueryRow(qctx, e.sql.renew, e.lockID, e.classID, e.objID).Scan(&got)
@@ -206,11 +205,11 @@ func (e *Elector) renew(ctx context.Context, s *session, term int64, start time.
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.leading || e.term != term || !time.Now().Before(e.trustUntil) {
+	until := start.Add(e.trustSpan)
+	if !e.stream.Renew(term, until) {
 		return errTrustExpired
 	}
-	e.trustUntil = start.Add(e.trustSpan)
-	e.armWatchdogLocked(term)
+	e.armWatchdogLocked(term, until)
 	e.testSignals.Renewed.Signal(term)
 	return nil
 }
@@ -240,15 +239,12 @@ func (e *Elector) stepDown(term int64, reason error) {
 }
 
 func (e *Elector) stepDownLocked(term int64, reason error) bool {
-	if !e.leading || e.term != term {
+	if !e.stream.StepDown(term) {
 		return false
 	}
-	e.leading = false
-	e.trustUntil = time.Time{}
 	if e.watchdog != nil {
 		e.watchdog.Stop()
 	}
-	e.stream.StepDown(term)
 	e.testSignals.LostLeadership.Signal(term)
 	if e.wake != nil {
 		e.wake() // let the loop close the session now
@@ -263,17 +259,17 @@ func (e *Elector) stepDownLocked(term int64, reason error) bool {
 
 // armWatchdogLocked makes the end of the trust window step down even if the
 // loop is stuck in a statement, so StepDown goes out on time.
-func (e *Elector) armWatchdogLocked(term int64) {
+func (e *Elector) armWatchdogLocked(term int64, until time.Time) {
 	if e.watchdog != nil {
 		e.watchdog.Stop()
 	}
-	e.watchdog = time.AfterFunc(time.Until(e.trustUntil), func() { e.expire(term) })
+	e.watchdog = time.AfterFunc(time.Until(until), func() { e.expire(term) })
 }
 
 func (e *Elector) expire(term int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.leading && e.term == term && !time.Now().Before(e.trustUntil) {
+	if l := e.stream.Lease(); l.Leading && l.Term == term && !l.Trusted(time.Now()) {
 		e.stepDownLocked(term, errors.New("trust window ended without a successful renewal"))
 	}
 }

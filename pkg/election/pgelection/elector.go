@@ -91,12 +91,12 @@ type Elector struct {
 	candidateLease   time.Duration
 	connectTimeout   time.Duration
 
-	mu            sync.Mutex
-	started       bool
-	stopped       bool
-	leading       bool
-	term          int64 // the term led, or last led
-	trustUntil    time.Time
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	// Which term this node leads and until when it trusts that is recorded
+	// in stream alone; mu orders the elector's changes to it (win, renew,
+	// step-down, watchdog) with the loop's other state below.
 	watchdog      *time.Timer
 	resignWaiters []chan error
 	wake          context.CancelFunc // interrupts the leader's wait, when set
@@ -266,11 +266,10 @@ func (e *Elector) Stop() {
 }
 
 // IsLeader is true while this node leads and its trust window holds.
-func (e *Elector) IsLeader() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.leading && time.Now().Before(e.trustUntil)
-}
+func (e *Elector) IsLeader() bool { return e.stream.Trusted() != 0 }
+
+// TrustedTerm is the term this node leads while its trust window holds, else 0.
+func (e *Elector) TrustedTerm() int64 { return e.stream.Trusted() }
 
 // Subscribe returns the ordered, lossless leadership stream.
 func (e *Elector) Subscribe() (<-chan election.LeaderChange, func()) {
@@ -288,7 +287,7 @@ func (e *Elector) Changes() uint64 { return e.stream.Changes() }
 // interval, so another node wins. A no-op when not leading.
 func (e *Elector) Resign(ctx context.Context) error {
 	e.mu.Lock()
-	if !e.leading {
+	if !e.stream.Lease().Leading {
 		e.mu.Unlock()
 		return nil
 	}

@@ -30,8 +30,8 @@ func (f Fence) Term() int64 { return f.term }
 // tx to end: a write that passed Check commits before the new term begins.
 // When the row shows a newer term the elector steps down at once.
 func (f Fence) Check(ctx context.Context, tx pgx.Tx) error {
-	if !f.e.trusts(f.term) {
-		return &election.FencedError{Expected: f.term, Actual: f.e.lastTerm()}
+	if f.e.stream.Trusted() != f.term {
+		return &election.FencedError{Expected: f.term, Actual: f.e.stream.Lease().Term}
 	}
 	var current int64
 	err := tx.QueryRow(ctx, f.e.sql.fence, f.e.lockID).Scan(&current)
@@ -43,17 +43,6 @@ func (f Fence) Check(ctx context.Context, tx pgx.Tx) error {
 		return &election.FencedError{Expected: f.term, Actual: current}
 	}
 	return nil
-}
-
-// trusts reports whether this node leads term inside its trust window.
-func (e *Elector) trusts(term int64) bool {
-	return e.IsLeader() && e.lastTerm() == term
-}
-
-func (e *Elector) lastTerm() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.term
 }
 
 // Settle returns once every fenced write that held the fence when Settle was
