@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // metasrvBin is the metasrv binary the benchmark's nodes run, built once
@@ -31,7 +33,16 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build metasrv:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// The harness starts goroutines of its own (process watchers, the
+		// load clients): none may outlive the tests.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines outlived the tests:", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // runCLI runs the CLI in-process and returns its exit code and output.

@@ -40,7 +40,7 @@ func setupCache(t *testing.T, fenced func(store *memkv.Store) kv.Backend) *cache
 	b.m = m
 	ctx := context.Background()
 	require.NoError(t, m.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, m.Shutdown(ctx)) })
+	t.Cleanup(func() { require.NoError(t, m.Stop(ctx)) })
 	waitTransition(t, m, LeaderReady)
 	b.leader, err = m.LeaderBackend(ctx)
 	require.NoError(t, err)

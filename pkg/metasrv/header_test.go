@@ -41,7 +41,7 @@ func TestHeaderAndLeaderHealthFollowTheTrustWindow(t *testing.T) {
 	require.NoError(t, err)
 	m.signals = newTestSignals(t)
 	require.NoError(t, m.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, m.Shutdown(ctx)) })
+	t.Cleanup(func() { require.NoError(t, m.Stop(ctx)) })
 	waitTransition(t, m, LeaderReady)
 
 	h := m.HeaderInfo()

@@ -150,23 +150,23 @@ func (m *Metasrv) Start(ctx context.Context) error {
 	m.stopHint, m.hintDone = stopHint, make(chan struct{})
 	go m.watchLeader(hintCtx, m.hintDone)
 	if err := m.elector.Start(ctx); err != nil {
-		m.Shutdown(context.WithoutCancel(ctx))
+		m.Stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("metasrv: start election: %w", err)
 	}
 	m.logger.Info("metasrv started")
 	return nil
 }
 
-// Shutdown stops leader work, resigns and waits for every goroutine Start
-// started. ctx bounds the wait: when it ends first, Shutdown returns its
+// Stop stops leader work, resigns and waits for every goroutine Start
+// started. ctx bounds the wait: when it ends first, Stop returns its
 // error with the stop under way (nothing new starts, the leader-hint watcher
 // has stopped), and a later call waits again for the rest. Once a call has
 // returned nil, further calls log a warning and return nil.
-func (m *Metasrv) Shutdown(ctx context.Context) error {
+func (m *Metasrv) Stop(ctx context.Context) error {
 	m.stopMu.Lock()
 	defer m.stopMu.Unlock()
 	if !m.started.Load() || m.finished {
-		m.logger.Warn("metasrv shutdown called again or before start")
+		m.logger.Warn("metasrv stop called again or before start")
 		return nil
 	}
 	if m.stopped.CompareAndSwap(false, true) {
@@ -186,7 +186,7 @@ func (m *Metasrv) Shutdown(ctx context.Context) error {
 		select {
 		case <-m.watcherDone:
 		case <-ctx.Done():
-			return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop (call Shutdown again to keep waiting): %w", ctx.Err())
+			return fmt.Errorf("metasrv: shutdown: waiting for leader work to stop (call Stop again to keep waiting): %w", ctx.Err())
 		}
 	}
 	m.unsubscribe()

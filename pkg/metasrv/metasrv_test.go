@@ -122,15 +122,15 @@ func waitTransition(t *testing.T, m *Metasrv, want State) {
 	m.signals.stateChanged.WaitUntil(func(s State) bool { return s == want })
 }
 
-func TestStartShutdownTwice(t *testing.T) {
+func TestStartStopTwice(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
 	require.NoError(t, b.m.Start(ctx))
 	waitTransition(t, b.m, LeaderReady)
-	require.NoError(t, b.m.Shutdown(ctx))
-	require.NoError(t, b.m.Shutdown(ctx))
+	require.NoError(t, b.m.Stop(ctx))
+	require.NoError(t, b.m.Stop(ctx))
 	require.Equal(t, Follower, b.m.State())
 	_, err := b.m.LeaderBackend(ctx)
 	require.ErrorIs(t, err, election.ErrNotLeader)
@@ -141,7 +141,7 @@ func TestMemoryStoreLeadsAndServes(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
+	t.Cleanup(func() { require.NoError(t, b.m.Stop(ctx)) })
 	waitTransition(t, b.m, LeaderReady)
 
 	store, err := b.m.LeaderBackend(ctx)
@@ -186,7 +186,7 @@ func TestListenersStartInOrderStopInReverseAndFailuresRetry(t *testing.T) {
 	// The failing listener did not hold up the one after it.
 	require.Equal(t, []string{"start a", "start c", "start flaky"}, log.waitLen(t, 3))
 
-	require.NoError(t, b.m.Shutdown(ctx))
+	require.NoError(t, b.m.Stop(ctx))
 	require.Equal(t, []string{"start a", "start c", "start flaky", "stop c", "stop flaky", "stop a"}, log.snapshot())
 }
 
@@ -197,7 +197,7 @@ func TestResignEndsTheTermAndItsStore(t *testing.T) {
 	b := setup(t, l)
 	ctx := context.Background()
 	require.NoError(t, b.m.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, b.m.Shutdown(ctx)) })
+	t.Cleanup(func() { require.NoError(t, b.m.Stop(ctx)) })
 	waitTransition(t, b.m, LeaderReady)
 	store, err := b.m.LeaderBackend(ctx)
 	require.NoError(t, err)
@@ -239,7 +239,7 @@ func TestStreamClosedUnexpectedlyStepsDown(t *testing.T) {
 	b.elector.Stop()
 	waitTransition(t, b.m, Follower)
 	require.Equal(t, []string{"start l", "stop l"}, log.waitLen(t, 2))
-	require.NoError(t, b.m.Shutdown(ctx))
+	require.NoError(t, b.m.Stop(ctx))
 }
 
 func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {

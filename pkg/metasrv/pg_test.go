@@ -122,7 +122,7 @@ func (c *pgCluster) node(name string, tune ...func(*nodeConfig)) *pgNode {
 	n := &pgNode{name: name, pool: pool, pg: pg, elector: el, procs: procs, m: m}
 	require.NoError(t, m.Start(ctx))
 	// Registered after the batcher's Stop, so it runs first.
-	t.Cleanup(func() { require.NoError(t, m.Shutdown(context.Background())) })
+	t.Cleanup(func() { require.NoError(t, m.Stop(context.Background())) })
 	return n
 }
 

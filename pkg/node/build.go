@@ -143,6 +143,8 @@ func (n *Node) buildServer(p *parts) error {
 	n.srv = server.New(server.Options{
 		GRPCAddr:       n.grpcAddr.String(),
 		HTTPAddr:       n.httpAddr.String(),
+		GRPCListener:   n.grpcHold,
+		HTTPListener:   n.httpHold,
 		Logger:         n.base,
 		GRPCTLS:        p.grpcTLS,
 		HTTPTLS:        p.httpTLS,

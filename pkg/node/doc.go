@@ -13,9 +13,9 @@
 //     that answers liveness, readiness (503, with the reason) and /metrics
 //     while New waits, with backoff, for PostgreSQL; New then runs the
 //     migrations. Nothing else is served until Start.
-//   - Start hands the reserved addresses to the gRPC and HTTP servers (the
-//     early admin stops, the reservations close and the servers bind the
-//     same concrete addresses at once), starts the group-commit batcher and
+//   - Start hands the bound listeners to the gRPC and HTTP servers (the
+//     early admin stops and leaves its listener open; the servers serve the
+//     same sockets, so the ports are never free in between), starts the group-commit batcher and
 //     then the core, which joins the election. When Start returns nil the
 //     node serves and ReadyNotify's channel is closed. Leadership comes
 //     later, from the election; /admin/ready tells when a leader is known.

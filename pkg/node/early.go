@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,25 +20,23 @@ import (
 // earlyAdmin serves the HTTP admin address while the node connects to
 // PostgreSQL, so liveness, readiness (503, with the reason) and /metrics
 // answer during a long wait. It is stopped just before the real server
-// binds the same address.
+// takes the same listener over.
 type earlyAdmin struct {
 	srv  *http.Server
-	lis  net.Listener
+	lis  *keptListener
 	done chan struct{}
 }
 
-func startEarlyAdmin(ctx context.Context, addr string, tlsCfg *tls.Config, reg prometheus.Gatherer, reason func() string, log *slog.Logger) (*earlyAdmin, error) {
-	var lc net.ListenConfig
-	lis, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("HTTP listen on %s: %w", addr, err)
-	}
+// startEarlyAdmin serves the early admin on lis until stop, which hands lis
+// back open: the real server goes on serving the same socket, so the address
+// is never free for another process to take.
+func startEarlyAdmin(lis net.Listener, tlsCfg *tls.Config, reg prometheus.Gatherer, reason func() string, log *slog.Logger) *earlyAdmin {
 	mux := http.NewServeMux()
 	admin.RegisterStarting(mux, admin.StartingDeps{Metrics: reg, Reason: reason})
 	e := &earlyAdmin{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-		lis:  lis,
+		lis:  &keptListener{Listener: lis},
 		done: make(chan struct{}),
 	}
 	if tlsCfg != nil {
@@ -49,23 +46,44 @@ func startEarlyAdmin(ctx context.Context, addr string, tlsCfg *tls.Config, reg p
 		defer close(e.done)
 		var err error
 		if e.srv.TLSConfig != nil {
-			err = e.srv.ServeTLS(lis, "", "")
+			err = e.srv.ServeTLS(e.lis, "", "")
 		} else {
-			err = e.srv.Serve(lis)
+			err = e.srv.Serve(e.lis)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("early HTTP admin stopped", "err", err)
 		}
 	}()
 	log.Info("serving HTTP admin while connecting to PostgreSQL", "http_addr", lis.Addr().String())
-	return e, nil
+	return e
 }
 
-// stop closes the listener and connections and waits for the server.
+// stop closes the early admin's connections and waits for it; the listener
+// stays open, ready to accept for the real server. Connections waiting in the
+// listen backlog are not lost: the real server accepts them.
 func (e *earlyAdmin) stop() {
+	d, ok := e.lis.Listener.(interface{ SetDeadline(time.Time) error })
+	if !ok {
+		// Not a TCP listener: nothing wakes Accept but closing it.
+		_ = e.lis.Listener.Close()
+		_ = e.srv.Close()
+		<-e.done
+		return
+	}
+	// Close waits for Serve, which waits in Accept: a past deadline wakes
+	// it. Serve retries a timed-out Accept after a few milliseconds until it
+	// sees the server closed, then returns; keptListener keeps the socket.
+	_ = d.SetDeadline(time.Now())
 	_ = e.srv.Close()
 	<-e.done
+	_ = d.SetDeadline(time.Time{})
 }
+
+// keptListener ignores Close, so the early admin's server can be closed
+// without closing the socket it served.
+type keptListener struct{ net.Listener }
+
+func (keptListener) Close() error { return nil }
 
 // connectState is what the node knows of its connection to PostgreSQL while
 // it waits for it, for /admin/ready.

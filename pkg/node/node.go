@@ -50,8 +50,8 @@ type Node struct {
 	// Bound by New: the addresses are fixed from then on.
 	grpcAddr, httpAddr net.Addr
 	advertised         string
-	grpcHold, httpHold net.Listener // reservations, closed by Start or Stop
-	early              *earlyAdmin  // holds the HTTP address for postgres_store
+	grpcHold, httpHold net.Listener // bound by New; the server owns them from Start
+	early              *earlyAdmin  // serves httpHold meanwhile, for postgres_store
 	connecting         connectState
 
 	pool       *pgxpool.Pool // nil for memory_store
@@ -119,21 +119,16 @@ func (n *Node) bind(ctx context.Context, p *parts) error {
 	}
 	n.grpcHold, n.grpcAddr = g, g.Addr()
 	n.advertised = advertise(n.opts.GRPC.ServerAddr, n.grpcAddr)
-	if n.opts.Backend == config.BackendPostgres {
-		// Waiting for PostgreSQL can take long (or for ever, with a wrong
-		// address): liveness, readiness and /metrics answer meanwhile.
-		n.early, err = startEarlyAdmin(ctx, n.opts.HTTP.Addr, p.httpTLS, p.reg, n.connecting.get, n.base.With("component", "http"))
-		if err != nil {
-			return err
-		}
-		n.httpAddr = n.early.lis.Addr()
-		return nil
-	}
 	h, err := lc.Listen(ctx, "tcp", n.opts.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("node: HTTP listen on %s: %w", n.opts.HTTP.Addr, err)
 	}
 	n.httpHold, n.httpAddr = h, h.Addr()
+	if n.opts.Backend == config.BackendPostgres {
+		// Waiting for PostgreSQL can take long (or for ever, with a wrong
+		// address): liveness, readiness and /metrics answer meanwhile.
+		n.early = startEarlyAdmin(h, p.httpTLS, p.reg, n.connecting.get, n.base.With("component", "http"))
+	}
 	return nil
 }
 
@@ -150,7 +145,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return errors.New("node: already started")
 	}
 	n.started = true
-	n.unbind()
+	n.stopEarly()
+	// The server owns the listeners from here, whatever Start returns.
+	n.grpcHold, n.httpHold = nil, nil
 	if err := n.srv.Start(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -194,21 +191,21 @@ func (n *Node) Stop(ctx context.Context) error {
 	coreDone := true
 	// A failed Start has already undone what it started.
 	if n.serving {
-		err = n.core.Shutdown(ctx)
+		err = n.core.Stop(ctx)
 		if n.batcher != nil {
 			n.batcher.Stop()
 		}
 		n.srv.Stop()
 		if err != nil {
 			hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), hardStopWait)
-			coreDone = n.core.Shutdown(hard) == nil
+			coreDone = n.core.Stop(hard) == nil
 			cancel()
 		}
 	}
 	if coreDone {
 		n.release()
 	} else {
-		n.unbind()
+		n.stopEarly()
 		n.log.Error("leader work did not stop; the PostgreSQL pool is left open")
 	}
 	if err != nil {
@@ -218,12 +215,17 @@ func (n *Node) Stop(ctx context.Context) error {
 	return err
 }
 
-// unbind gives up the reserved addresses (the servers bind them next).
-func (n *Node) unbind() {
+// stopEarly stops the early admin, leaving its listener open.
+func (n *Node) stopEarly() {
 	if n.early != nil {
 		n.early.stop()
 		n.early = nil
 	}
+}
+
+// unbind closes the listeners the server has not taken over.
+func (n *Node) unbind() {
+	n.stopEarly()
 	for _, l := range []*net.Listener{&n.grpcHold, &n.httpHold} {
 		if *l != nil {
 			_ = (*l).Close()

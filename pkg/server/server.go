@@ -33,6 +33,13 @@ type Options struct {
 	// a free port, see GRPCAddr/HTTPAddr on Server).
 	GRPCAddr string
 	HTTPAddr string
+	// GRPCListener and HTTPListener, when set, are served instead of
+	// listening on GRPCAddr and HTTPAddr: a caller that bound its addresses
+	// early (pkg/node) hands them over, so the port is never released and
+	// re-bound, which another process could take in between. The server owns
+	// them from Start on and closes them on Stop.
+	GRPCListener net.Listener
+	HTTPListener net.Listener
 	// Logger receives the server's logs; a "component" attribute is added.
 	Logger *slog.Logger
 	// Register, if set, registers further gRPC services before serving.
@@ -224,12 +231,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started || s.stopped {
 		return errors.New("server: already started")
 	}
-	var lc net.ListenConfig
-	grpcLis, err := lc.Listen(ctx, "tcp", s.opts.GRPCAddr)
+	grpcLis, err := listen(ctx, s.opts.GRPCListener, s.opts.GRPCAddr)
 	if err != nil {
+		if s.opts.HTTPListener != nil {
+			_ = s.opts.HTTPListener.Close()
+		}
 		return fmt.Errorf("server: gRPC listen on %s: %w", s.opts.GRPCAddr, err)
 	}
-	httpLis, err := lc.Listen(ctx, "tcp", s.opts.HTTPAddr)
+	httpLis, err := listen(ctx, s.opts.HTTPListener, s.opts.HTTPAddr)
 	if err != nil {
 		_ = grpcLis.Close()
 		return fmt.Errorf("server: HTTP listen on %s: %w", s.opts.HTTPAddr, err)
@@ -261,6 +270,15 @@ func (s *Server) Start(ctx context.Context) error {
 		"grpc_addr", grpcLis.Addr().String(), "grpc_tls", s.opts.GRPCTLS != nil,
 		"http_addr", httpLis.Addr().String(), "http_tls", s.opts.HTTPTLS != nil)
 	return nil
+}
+
+// listen returns the handed-over listener, or binds addr.
+func listen(ctx context.Context, given net.Listener, addr string) (net.Listener, error) {
+	if given != nil {
+		return given, nil
+	}
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", addr)
 }
 
 func (s *Server) fail(err error) {

@@ -39,11 +39,11 @@ func (c *countingElector) Leader(ctx context.Context) (election.Leader, error) {
 	return c.Single.Leader(ctx)
 }
 
-// A Shutdown that runs out of time still stops the leader-hint watcher (it
+// A Stop that runs out of time still stops the leader-hint watcher (it
 // would otherwise query the election every second for ever), and a second
-// Shutdown finishes the job: every goroutine Start started has ended when it
+// Stop finishes the job: every goroutine Start started has ended when it
 // returns nil (the package's TestMain fails the run on any leftover).
-func TestShutdownPastDeadlineStopsEverythingOnRetry(t *testing.T) {
+func TestStopPastDeadlineStopsEverythingOnRetry(t *testing.T) {
 	t.Parallel()
 	const addr = "127.0.0.1:3002"
 	el := &countingElector{Single: election.NewSingle(func() election.NodeInfo { return election.NodeInfo{Addr: addr} }, discard())}
@@ -62,21 +62,21 @@ func TestShutdownPastDeadlineStopsEverythingOnRetry(t *testing.T) {
 
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.ErrorIs(t, m.Shutdown(expired), context.Canceled, "the listener is still stopping")
+	require.ErrorIs(t, m.Stop(expired), context.Canceled, "the listener is still stopping")
 	select {
 	case <-m.hintDone:
 	default:
-		t.Fatal("the leader-hint watcher still runs after Shutdown returned")
+		t.Fatal("the leader-hint watcher still runs after Stop returned")
 	}
 	lookups := el.lookups.Load()
 
 	close(l.release)
-	require.NoError(t, m.Shutdown(context.Background()), "a second Shutdown waits for what the first left running")
+	require.NoError(t, m.Stop(context.Background()), "a second Stop waits for what the first left running")
 	select {
 	case <-m.watcherDone:
 	default:
-		t.Fatal("the leadership watcher still runs after Shutdown returned nil")
+		t.Fatal("the leadership watcher still runs after Stop returned nil")
 	}
-	require.Equal(t, lookups, el.lookups.Load(), "no leader look-up after the first Shutdown")
-	require.NoError(t, m.Shutdown(context.Background()), "a third call is a no-op")
+	require.Equal(t, lookups, el.lookups.Load(), "no leader look-up after the first Stop")
+	require.NoError(t, m.Stop(context.Background()), "a third call is a no-op")
 }
