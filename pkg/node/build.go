@@ -119,7 +119,10 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
 		},
 		// n.srv is set before Start, and states change only after it.
-		OnStateChange: func(s metasrv.State) { n.srv.SetLeader(s == metasrv.LeaderReady) },
+		OnStateChange: func(s metasrv.State) {
+			n.srv.SetLeader(s == metasrv.LeaderReady)
+			n.states.set(s)
+		},
 	}
 	stack.into(&d)
 	var err error

@@ -61,7 +61,8 @@ type Node struct {
 	core       *metasrv.Metasrv
 	srv        *server.Server
 
-	ready chan struct{}
+	ready  chan struct{}
+	states *stateWatch
 
 	mu      sync.Mutex
 	started bool // Start was called
@@ -82,7 +83,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if base == nil {
 		base = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{opts: o, version: cfg.Version, commit: cfg.Commit, base: base, log: base.With("component", "node"), ready: make(chan struct{})}
+	n := &Node{opts: o, version: cfg.Version, commit: cfg.Commit, base: base, log: base.With("component", "node"),
+		ready: make(chan struct{}), states: newStateWatch()}
 	defer func() {
 		if err != nil {
 			n.release()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -97,7 +96,7 @@ func TestStartServesTheStore(t *testing.T) {
 	require.NoError(t, n.Start(ctx))
 	<-n.ReadyNotify()
 	require.ErrorContains(t, n.Start(ctx), "already started")
-	require.Eventually(t, func() bool { return n.State() == metasrv.LeaderReady }, 10*time.Second, time.Millisecond)
+	waitState(t, n, metasrv.LeaderReady)
 
 	c, err := client.New(ctx, client.Config{Endpoints: []string{n.GRPCAddr().String()}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)

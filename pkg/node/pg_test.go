@@ -39,13 +39,7 @@ func TestPostgresNodes(t *testing.T) {
 		require.NoError(t, n.Start(ctx))
 		<-n.ReadyNotify()
 	}
-	leader, follower := a, b
-	require.Eventually(t, func() bool {
-		if b.State() == metasrv.LeaderReady {
-			leader, follower = b, a
-		}
-		return leader.State() == metasrv.LeaderReady
-	}, 30*time.Second, 5*time.Millisecond)
+	leader, follower := firstLeader(t, a, b)
 
 	c, err := client.New(ctx, client.Config{Endpoints: []string{follower.GRPCAddr().String(), leader.GRPCAddr().String()}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -65,7 +59,7 @@ func TestPostgresNodes(t *testing.T) {
 	}
 
 	require.NoError(t, leader.Stop(ctx))
-	require.Eventually(t, func() bool { return follower.State() == metasrv.LeaderReady }, 30*time.Second, 5*time.Millisecond)
+	waitState(t, follower, metasrv.LeaderReady)
 	got, err := c.Range(ctx, kv.RangeRequest{Key: []byte("k")})
 	require.NoError(t, err)
 	require.Equal(t, []kv.KeyValue{{Key: []byte("k"), Value: []byte("v")}}, got.Kvs)
