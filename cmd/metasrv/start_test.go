@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestMemoryNodeServesTheStoreWithLimitsAndPrefix(t *testing.T) {
 	o := config.Default()
 	o.StoreKeyPrefix = "cluster-a/"
 	o.MaxTxnOps = 2
-	o.Procedure.MaxMetadataValueSize = 4
+	o.Procedure.MaxMetadataValueSize = 32 // fits the default schema value, {"ttl":null,"extra_options":{}}
 	n := startMemoryNode(t, o)
 	ctx := context.Background()
 	c, err := client.New(ctx, client.Config{Endpoints: []string{n.srv.GRPCAddr().String()}}, slog.New(slog.DiscardHandler))
@@ -55,7 +56,7 @@ func TestMemoryNodeServesTheStoreWithLimitsAndPrefix(t *testing.T) {
 	require.Equal(t, []kv.KeyValue{{Key: []byte("k"), Value: []byte("v")}}, got.Kvs)
 
 	// Limits are answered with INVALID_ARGUMENT naming them; nothing is written.
-	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: []byte("12345")})
+	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: []byte(strings.Repeat("x", 33))})
 	require.ErrorIs(t, err, kv.ErrInvalidArgument)
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 	require.ErrorContains(t, err, "max_metadata_value_size")
@@ -67,14 +68,15 @@ func TestMemoryNodeServesTheStoreWithLimitsAndPrefix(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Kvs)
 
-	// The default catalog exists; the key prefix is invisible to clients.
+	// The default catalog and schemas exist; the key prefix is invisible to clients.
 	all, err := c.Range(ctx, kv.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, KeysOnly: true})
 	require.NoError(t, err)
 	var keys []string
 	for _, p := range all.Kvs {
 		keys = append(keys, string(p.Key))
 	}
-	require.Equal(t, []string{"__catalog_name/greptime", "__schema_name/greptime/public", "k"}, keys)
+	require.Equal(t, []string{"__catalog_name/greptime", "__schema_name/greptime/greptime_private",
+		"__schema_name/greptime/information_schema", "__schema_name/greptime/public", "k"}, keys)
 
 	leader, err := c.Leader(ctx)
 	require.NoError(t, err)

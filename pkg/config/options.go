@@ -43,6 +43,10 @@ type Options struct {
 	MaxKeySize ByteSize `koanf:"max_key_size"`
 	// NodeMaxIdleTime is how long an idle node's in-memory entries are kept.
 	NodeMaxIdleTime time.Duration `koanf:"node_max_idle_time"`
+	// HeartbeatInterval is the base interval GreptimeDB nodes are told to
+	// heartbeat at (datanodes and flownodes every interval, frontends every
+	// six); GreptimeDB's heartbeat_interval.
+	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
 
 	Procedure  ProcedureOptions  `koanf:"procedure"`
 	GRPC       GRPCOptions       `koanf:"grpc"`
@@ -152,6 +156,7 @@ func Default() Options {
 		MaxTxnOps:          procedure.DefaultMaxTxnOps,
 		MaxKeySize:         2 * KiB,
 		NodeMaxIdleTime:    24 * time.Hour,
+		HeartbeatInterval:  3 * time.Second,
 		Procedure: ProcedureOptions{
 			MaxRetryTimes:        procedure.DefaultMaxRetryTimes,
 			RetryDelay:           procedure.DefaultRetryDelay,

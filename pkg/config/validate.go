@@ -66,6 +66,9 @@ func validateStore(o Options) error {
 // after the meta table ("_election_candidates", 20 bytes).
 const MaxMetaTableNameLen = postgres.MaxIdentifierLen - len("_election_candidates")
 
+// minMetadataValueSize is the length of {"ttl":null,"extra_options":{}}.
+const minMetadataValueSize = 31
+
 func validateLimits(o Options) error {
 	positive := []struct {
 		key string
@@ -83,6 +86,15 @@ func validateLimits(o Options) error {
 		if p.v <= 0 {
 			return invalid(p.key, "must be greater than 0, got %s", formatValue(o, p.key))
 		}
+	}
+	// The leader writes GreptimeDB's default schema value (31 bytes) at the
+	// start of every term; a limit below it would keep the leader from ever
+	// becoming ready.
+	if o.Procedure.MaxMetadataValueSize > 0 && o.Procedure.MaxMetadataValueSize < minMetadataValueSize {
+		return invalid("procedure.max_metadata_value_size", "must be at least %dB, the size of the default schema metadata the leader writes, got %s", int(minMetadataValueSize), formatValue(o, "procedure.max_metadata_value_size"))
+	}
+	if o.HeartbeatInterval < 100*time.Millisecond {
+		return invalid("heartbeat_interval", "must be at least 100ms, got %s", formatValue(o, "heartbeat_interval"))
 	}
 	if n := int64(o.MaxKeySize) + int64(len(o.StoreKeyPrefix)); n > 2692 { // kv.MaxStoredKeySize
 		return invalid("max_key_size", "%s plus the %d bytes of store_key_prefix is %d bytes, over the 2692 bytes PostgreSQL's B-tree index always accepts", formatValue(o, "max_key_size"), len(o.StoreKeyPrefix), n)

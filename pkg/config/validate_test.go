@@ -32,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{"retry times", func(o *Options) { o.Procedure.MaxRetryTimes = -1 }, "procedure.max_retry_times", "greater than 0"},
 		{"retry delay", func(o *Options) { o.Procedure.RetryDelay = 0 }, "procedure.retry_delay", "greater than 0"},
 		{"value size", func(o *Options) { o.Procedure.MaxMetadataValueSize = 0 }, "procedure.max_metadata_value_size", "got 0B"},
+		{"value size under the default schema", func(o *Options) { o.Procedure.MaxMetadataValueSize = 30 }, "procedure.max_metadata_value_size", "must be at least 31B, the size of the default schema metadata the leader writes, got 30B"},
+		{"heartbeat interval", func(o *Options) { o.HeartbeatInterval = 50 * time.Millisecond }, "heartbeat_interval", "must be at least 100ms, got 50ms"},
 		{"running procedures", func(o *Options) { o.Procedure.MaxRunningProcedures = 0 }, "procedure.max_running_procedures", "greater than 0"},
 		{"bind addr", func(o *Options) { o.GRPC.BindAddr = "localhost" }, "grpc.bind_addr", "not host:port"},
 		{"bind addr any host", func(o *Options) { o.GRPC.BindAddr = ":3002" }, "", ""},

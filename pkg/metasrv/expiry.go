@@ -8,22 +8,50 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
-// NodeInfoPrefix is where heartbeating nodes (datanodes, frontends, flownodes)
-// keep their info in the leader's in-memory KV.
-const NodeInfoPrefix = "__meta_node_info/"
-
-// NodeActivity is the part of a node-info value the expiry listener reads:
-// when the node was last heard from.
-type NodeActivity struct {
-	LastActivityTsMs int64 `json:"last_activity_ts_ms"`
+// expiring lists what the expiry listener sweeps in the in-memory KV, under
+// GreptimeDB's keys: node info (idle since last_activity_ts), as GreptimeDB's
+// NodeExpiryListener does, and the datanode and flownode leases (idle since
+// timestamp_millis), which GreptimeDB leaves until the next leader change.
+type expiringEntries struct {
+	prefix string
+	stamp  func([]byte) (int64, bool)
 }
 
-// NodeExpiryListener removes node info that has been idle longer than
-// MaxIdle from the in-memory KV, as the seed's NodeExpiryListener does, so
-// nodes that left do not linger in membership.
+func expiring() []expiringEntries {
+	return []expiringEntries{
+		{greptimekey.NodeInfoPrefix, nodeInfoStamp},
+		{greptimekey.DatanodeLeasePrefix, leaseStamp},
+		{greptimekey.FlownodeLeasePrefix, leaseStamp},
+	}
+}
+
+func nodeInfoStamp(v []byte) (int64, bool) {
+	var a struct {
+		LastActivityTs *int64 `json:"last_activity_ts"`
+	}
+	if json.Unmarshal(v, &a) != nil || a.LastActivityTs == nil {
+		return 0, false
+	}
+	return *a.LastActivityTs, true
+}
+
+func leaseStamp(v []byte) (int64, bool) {
+	var a struct {
+		TimestampMillis *int64 `json:"timestamp_millis"`
+	}
+	if json.Unmarshal(v, &a) != nil || a.TimestampMillis == nil {
+		return 0, false
+	}
+	return *a.TimestampMillis, true
+}
+
+// NodeExpiryListener removes node info and leases idle longer than MaxIdle
+// (node_max_idle_time) from the in-memory KV, as the seed's
+// NodeExpiryListener does, so nodes that left do not linger in membership.
 type NodeExpiryListener struct {
 	logger   *slog.Logger
 	maxIdle  time.Duration
@@ -89,33 +117,39 @@ func (l *NodeExpiryListener) run(ctx context.Context, mem kv.Backend, done chan 
 	}
 }
 
-// Sweep removes the expired node info once and reports how many it removed.
+// Sweep removes the expired entries once and reports how many it removed.
+// An entry it cannot read is left alone, as GreptimeDB's listener leaves it:
+// a heartbeat rewrites it.
 func (l *NodeExpiryListener) Sweep(ctx context.Context, mem kv.Backend) (int, error) {
-	prefix := []byte(NodeInfoPrefix)
-	resp, err := mem.Range(ctx, kv.RangeRequest{Key: prefix, RangeEnd: kv.PrefixEnd(prefix)})
-	if err != nil {
-		return 0, err
-	}
 	deadline := l.now().Add(-l.maxIdle).UnixMilli()
 	removed := 0
-	for _, p := range resp.Kvs {
-		var a NodeActivity
-		if err := json.Unmarshal(p.Value, &a); err == nil && a.LastActivityTsMs >= deadline {
-			continue
-		} else if err != nil {
-			l.logger.Warn("unreadable node info; removing it", "key", string(p.Key), "err", err)
-		}
-		// Delete only the value we judged: a heartbeat that refreshed the
-		// node since the scan keeps it.
-		tr, err := mem.Txn(ctx, kv.TxnRequest{
-			Compare: []kv.Compare{kv.CompareValue(p.Key, kv.CompareEqual, p.Value)},
-			Success: []kv.TxnOp{kv.OpDelete(p.Key)},
-		})
+	for _, e := range expiring() {
+		prefix := []byte(e.prefix)
+		resp, err := mem.Range(ctx, kv.RangeRequest{Key: prefix, RangeEnd: kv.PrefixEnd(prefix)})
 		if err != nil {
 			return removed, err
 		}
-		if tr.Succeeded {
-			removed++
+		for _, p := range resp.Kvs {
+			stamp, ok := e.stamp(p.Value)
+			if !ok {
+				l.logger.Debug("unreadable entry left for its next heartbeat", "key", string(p.Key))
+				continue
+			}
+			if stamp >= deadline {
+				continue
+			}
+			// Delete only the value we judged: a heartbeat that refreshed the
+			// node since the scan keeps it.
+			tr, err := mem.Txn(ctx, kv.TxnRequest{
+				Compare: []kv.Compare{kv.CompareValue(p.Key, kv.CompareEqual, p.Value)},
+				Success: []kv.TxnOp{kv.OpDelete(p.Key)},
+			})
+			if err != nil {
+				return removed, err
+			}
+			if tr.Succeeded {
+				removed++
+			}
 		}
 	}
 	return removed, nil

@@ -4,33 +4,33 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
-// The default catalog and schema every cluster has, under GreptimeDB's keys,
-// so a GreptimeDB frontend finds them where it looks.
-const (
-	DefaultCatalog   = "greptime"
-	DefaultSchema    = "public"
-	catalogKeyPrefix = "__catalog_name/"
-	schemaKeyPrefix  = "__schema_name/"
-)
-
-// CatalogKey and SchemaKey name the metadata keys of a catalog and a schema.
-func CatalogKey(catalog string) []byte { return []byte(catalogKeyPrefix + catalog) }
-
-func SchemaKey(catalog, schema string) []byte {
-	return []byte(schemaKeyPrefix + catalog + "/" + schema)
+// defaultMetadata is what GreptimeDB's TableMetadataManager::init creates on
+// every metasrv start: the default catalog, and in it the default, the
+// information and the private schema, with GreptimeDB's values, so that a
+// GreptimeDB frontend finds them where and as it looks for them.
+func defaultMetadata() []kv.KeyValue {
+	const c = greptimekey.DefaultCatalog
+	return []kv.KeyValue{
+		{Key: greptimekey.CatalogNameKey(c), Value: greptimekey.CatalogNameValue()},
+		{Key: greptimekey.SchemaNameKey(c, greptimekey.DefaultSchema), Value: greptimekey.DefaultSchemaNameValue()},
+		{Key: greptimekey.SchemaNameKey(c, greptimekey.InformationSchema), Value: greptimekey.DefaultSchemaNameValue()},
+		{Key: greptimekey.SchemaNameKey(c, greptimekey.PrivateSchema), Value: greptimekey.DefaultSchemaNameValue()},
+	}
 }
 
-// initMetadata creates the default catalog and schema if missing (the seed's
-// table_metadata_manager.init()). Put-if-absent keeps it idempotent, and
-// running it on the leader's fenced store keeps it out of any other leader's
-// way.
+// initMetadata creates the default catalog and schemas where missing (the
+// seed's table_metadata_manager.init()). Each is a compare-and-put expecting
+// the key absent, as GreptimeDB's create(.., if_not_exists): idempotent, an
+// existing value (whoever wrote it) is left alone, and running it on the
+// leader's fenced store keeps it out of any other leader's way.
 func initMetadata(ctx context.Context, store kv.Backend) error {
-	for _, key := range [][]byte{CatalogKey(DefaultCatalog), SchemaKey(DefaultCatalog, DefaultSchema)} {
-		if _, err := store.CompareAndPut(ctx, kv.CompareAndPutRequest{Key: key, Value: []byte("{}")}); err != nil {
-			return fmt.Errorf("create %q: %w", key, err)
+	for _, e := range defaultMetadata() {
+		if _, err := store.CompareAndPut(ctx, kv.CompareAndPutRequest{Key: e.Key, Value: e.Value}); err != nil {
+			return fmt.Errorf("create %q: %w", e.Key, err)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgmetasrv/metasrv/internal/testsignal"
 	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
 )
@@ -147,13 +148,17 @@ func TestMemoryStoreLeadsAndServes(t *testing.T) {
 	store, err := b.m.LeaderBackend(ctx)
 	require.NoError(t, err)
 
-	// Default metadata exists, under the key prefix in the durable store.
-	got, err := kv.Get(ctx, store, CatalogKey(DefaultCatalog))
+	// Default metadata exists, with GreptimeDB's values, under the key
+	// prefix in the durable store.
+	got, err := kv.Get(ctx, store, []byte("__catalog_name/greptime"))
 	require.NoError(t, err)
-	require.NotNil(t, got)
-	raw, err := kv.Get(ctx, b.store, append([]byte("cluster-a/"), SchemaKey(DefaultCatalog, DefaultSchema)...))
-	require.NoError(t, err)
-	require.NotNil(t, raw)
+	require.Equal(t, "null", string(got.Value))
+	for _, schema := range []string{"public", "information_schema", "greptime_private"} {
+		raw, err := kv.Get(ctx, b.store, []byte("cluster-a/__schema_name/greptime/"+schema))
+		require.NoError(t, err)
+		require.NotNil(t, raw, schema)
+		require.Equal(t, `{"ttl":null,"extra_options":{}}`, string(raw.Value), schema)
+	}
 
 	// A read after a write sees it, from the cache and from the durable store.
 	_, err = store.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
@@ -170,7 +175,7 @@ func TestMemoryStoreLeadsAndServes(t *testing.T) {
 	require.ErrorIs(t, err, kv.ErrValueTooLarge)
 
 	keys, size := b.m.CacheStats()
-	require.Equal(t, 3, keys)
+	require.Equal(t, 5, keys) // the catalog, three schemas, k
 	require.Positive(t, size)
 }
 
@@ -248,16 +253,17 @@ func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {
 	l := NewNodeExpiryListener(discard(), time.Hour, time.Hour, func() time.Time { return now })
 	ctx := context.Background()
 	mem := memkv.New()
-	put := func(key string, last time.Time) {
-		_, err := mem.Put(ctx, kv.PutRequest{Key: []byte(NodeInfoPrefix + key), Value: []byte(`{"last_activity_ts_ms":` + itoa(last.UnixMilli()) + `}`)})
+	put := func(key []byte, value string) {
+		_, err := mem.Put(ctx, kv.PutRequest{Key: key, Value: []byte(value)})
 		require.NoError(t, err)
 	}
-	put("datanode/1", now.Add(-2*time.Hour))
-	put("datanode/2", now.Add(-time.Minute))
-	_, err := mem.Put(ctx, kv.PutRequest{Key: []byte(NodeInfoPrefix + "garbage"), Value: []byte("not json")})
-	require.NoError(t, err)
-	_, err = mem.Put(ctx, kv.PutRequest{Key: []byte("other/key"), Value: []byte("x")})
-	require.NoError(t, err)
+	old, recent := itoa(now.Add(-2*time.Hour).UnixMilli()), itoa(now.Add(-time.Minute).UnixMilli())
+	put(greptimekey.NodeInfoKey(greptimekey.RoleDatanode, 1), `{"last_activity_ts":`+old+`}`)
+	put(greptimekey.NodeInfoKey(greptimekey.RoleDatanode, 2), `{"last_activity_ts":`+recent+`}`)
+	put(greptimekey.DatanodeLeaseKey(1), `{"timestamp_millis":`+old+`,"node_addr":"a","workloads":{"Datanode":{"types":[0]}}}`)
+	put(greptimekey.FlownodeLeaseKey(3), `{"timestamp_millis":`+recent+`,"node_addr":"b","workloads":{"Flownode":{"types":[]}}}`)
+	put(greptimekey.NodeInfoKey(greptimekey.RoleFrontend, 9), "not json") // left for its next heartbeat
+	put([]byte("other/key"), "x")
 
 	n, err := l.Sweep(ctx, mem)
 	require.NoError(t, err)
@@ -268,7 +274,12 @@ func TestNodeExpiryListenerRemovesIdleNodes(t *testing.T) {
 	for _, p := range resp.Kvs {
 		keys = append(keys, string(p.Key))
 	}
-	require.Equal(t, []string{NodeInfoPrefix + "datanode/2", "other/key"}, keys)
+	require.ElementsMatch(t, []string{
+		string(greptimekey.NodeInfoKey(greptimekey.RoleDatanode, 2)),
+		string(greptimekey.NodeInfoKey(greptimekey.RoleFrontend, 9)),
+		string(greptimekey.FlownodeLeaseKey(3)),
+		"other/key",
+	}, keys)
 
 	// As a listener it starts and stops cleanly.
 	require.NoError(t, l.Start(ctx, Term{ID: 1, Memory: mem}))

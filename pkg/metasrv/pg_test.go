@@ -18,6 +18,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
@@ -347,7 +348,7 @@ func TestLeaderCacheMatchesPostgresAfterLeaderChange(t *testing.T) {
 	fromPG, err := leader.m.SerializableBackend().Range(ctx, all)
 	require.NoError(t, err)
 	require.Equal(t, fromPG.Kvs, fromCache.Kvs)
-	require.Len(t, fromCache.Kvs, 300-100-1+1+2) // keys, minus key/1xx, minus key/000, plus txn, plus catalog and schema
+	require.Len(t, fromCache.Kvs, 300-100-1+1+4) // keys, minus key/1xx, minus key/000, plus txn, plus the catalog and three schemas
 }
 
 func TestSequenceIDsUniqueAcrossLeaders(t *testing.T) {
@@ -364,7 +365,7 @@ func TestSequenceIDsUniqueAcrossLeaders(t *testing.T) {
 	allocate := func(n *pgNode) {
 		store, err := n.m.LeaderBackend(ctx)
 		require.NoError(t, err)
-		seq, err := sequence.New(store, sequence.Options{Name: "table_id", Start: 1024, Step: 100})
+		seq, err := sequence.New(store, sequence.Options{Name: greptimekey.SeqTableID, Initial: sequence.MinUserTableID, Step: 100})
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {

@@ -14,12 +14,15 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
+	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
+	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/kvmetrics"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
 	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/server/greptimeapi"
 	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 	"github.com/pgmetasrv/metasrv/pkg/server/metrics"
 )
@@ -110,6 +113,17 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 			return fmt.Errorf("node: procedure type %q: %w", name, err)
 		}
 	}
+	var err error
+	n.heartbeats, err = heartbeat.New(heartbeat.Options{
+		Logger:     n.base,
+		Interval:   o.HeartbeatInterval,
+		Leading:    n.elector.TrustedTerm,
+		Memory:     func() kv.Backend { return n.core.MemoryBackend() }, // called only once serving
+		ServerAddr: func() string { return n.advertised },
+	})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	d := metasrv.Deps{
 		Logger:  n.base,
 		Elector: n.elector,
@@ -117,6 +131,7 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 		Listeners: []metasrv.Listener{
 			metasrv.ProcedureListener{Manager: n.procedures},
 			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
+			n.heartbeats,
 		},
 		// n.srv is set before Start, and states change only after it.
 		OnStateChange: func(s metasrv.State) {
@@ -125,7 +140,6 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 		},
 	}
 	stack.into(&d)
-	var err error
 	if n.core, err = metasrv.New(d); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -143,6 +157,7 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 func (n *Node) buildServer(p *parts) error {
 	o := n.opts
 	glog := n.base.With("component", "grpc")
+	n.peers = newPeerConns(p.grpcTLS)
 	n.srv = server.New(server.Options{
 		GRPCAddr:       n.grpcAddr.String(),
 		HTTPAddr:       n.httpAddr.String(),
@@ -172,6 +187,12 @@ func (n *Node) buildServer(p *parts) error {
 				Elector:         n.elector,
 				Procedures:      n.procedures,
 				MaxResponseSize: int(o.GRPC.MaxSendMessageSize),
+			})
+			greptimeapi.Register(g, greptimeapi.Deps{
+				Core:      n.core,
+				Elector:   n.elector,
+				Heartbeat: n.heartbeats,
+				Forward:   n.peers.store,
 			})
 		},
 	})

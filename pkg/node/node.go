@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
@@ -59,6 +60,8 @@ type Node struct {
 	elector    election.Elector
 	procedures *procedure.Manager
 	core       *metasrv.Metasrv
+	heartbeats *heartbeat.Service
+	peers      *peerConns // to the leader, for forwarded writes
 	srv        *server.Server
 
 	ready  chan struct{}
@@ -241,6 +244,9 @@ func (n *Node) release() {
 	n.unbind()
 	if n.srv != nil {
 		n.srv.Stop() // safe before Start: frees the gRPC server
+	}
+	if n.peers != nil {
+		n.peers.close()
 	}
 	if n.pool != nil {
 		n.pool.Close()

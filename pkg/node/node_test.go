@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -90,7 +91,7 @@ func TestStartServesTheStore(t *testing.T) {
 	t.Parallel()
 	o := memoryOptions()
 	o.StoreKeyPrefix = "cluster-a/"
-	o.Procedure.MaxMetadataValueSize = 4
+	o.Procedure.MaxMetadataValueSize = 32 // fits the default schema value, {"ttl":null,"extra_options":{}}
 	n := newNode(t, o)
 	ctx := context.Background()
 	require.NoError(t, n.Start(ctx))
@@ -103,7 +104,7 @@ func TestStartServesTheStore(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("k"), Value: []byte("v")})
 	require.NoError(t, err)
-	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: []byte("12345")})
+	_, err = c.Put(ctx, kv.PutRequest{Key: []byte("big"), Value: []byte(strings.Repeat("x", 33))})
 	require.ErrorContains(t, err, "max_metadata_value_size")
 	leader, err := c.Leader(ctx)
 	require.NoError(t, err)

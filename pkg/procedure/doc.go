@@ -77,8 +77,8 @@
 //
 // # Pause
 //
-// Pause writes the switch key <prefix>switch/paused; Resume deletes it. While
-// it is present: Submit returns ErrPaused; every procedure finishes the step
+// Pause writes GreptimeDB's switch key __switches/pause_procedure with an
+// empty value; Resume deletes it. While it is present (whatever its value): Submit returns ErrPaused; every procedure finishes the step
 // (or rollback attempt) in flight, persists its result, and then waits before
 // its next step, retry or rollback attempt until Resume (or Stop); procedures
 // resumed by a new leader wait too, before their first step. Get, List, Wait
@@ -96,7 +96,7 @@
 //
 //	<prefix>meta/<id>                 the record (JSON, format 1)
 //	<prefix>data/<id>/<gen>/<index>   data segments; gen is 16 hex digits, index 6 digits
-//	<prefix>switch/paused             the pause switch
+//	__switches/pause_procedure        the pause switch (outside the prefix, GreptimeDB's key)
 //
 // The procedure's Dump is stored inline in the record when the record then
 // fits in Options.MaxMetadataValueSize. Otherwise it is cut into segments of

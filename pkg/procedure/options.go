@@ -45,7 +45,8 @@ type Options struct {
 	MaxTxnOps int
 	// FinishedRetention is how long a finished procedure's record is kept.
 	FinishedRetention time.Duration
-	// KeyPrefix is the prefix of every key the manager writes.
+	// KeyPrefix is the prefix of every key the manager writes but the pause
+	// switch, which is GreptimeDB's __switches/pause_procedure.
 	KeyPrefix string
 	// GCInterval is how often finished procedures are collected.
 	GCInterval time.Duration

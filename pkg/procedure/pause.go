@@ -2,12 +2,17 @@ package procedure
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
+
+// pauseKey is the stored pause switch, GreptimeDB's __switches/pause_procedure
+// (outside Options.KeyPrefix: it is the cluster's switch, shared with a
+// GreptimeDB metasrv on the same table and with its admin API).
+func pauseKey() []byte { return []byte(greptimekey.PauseProcedureKey) }
 
 // pauseSwitch is the in-memory copy of the stored pause switch, which
 // procedures wait on between steps.
@@ -63,9 +68,9 @@ func (p *pauseSwitch) wait(ctx context.Context, id ID) error {
 }
 
 func (r *run) readPaused(ctx context.Context) (bool, error) {
-	e, err := kv.Get(ctx, r.kv, r.store.keys.pauseSwitch())
+	e, err := kv.Get(ctx, r.kv, pauseKey())
 	if err != nil {
-		return false, fmt.Errorf("procedure: read pause switch: %w", err)
+		return false, fmt.Errorf("procedure: read pause switch %q: %w", greptimekey.PauseProcedureKey, err)
 	}
 	return e != nil, nil
 }
@@ -93,14 +98,9 @@ func (m *Manager) Pause(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	value, err := json.Marshal(struct {
-		PausedAt string `json:"paused_at"`
-	}{m.opts.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")})
-	if err != nil {
-		return fmt.Errorf("procedure: encode pause switch: %w", err)
-	}
-	if _, err := r.kv.Put(ctx, kv.PutRequest{Key: r.store.keys.pauseSwitch(), Value: value}); err != nil {
-		return fmt.Errorf("procedure: pause: %w", err)
+	// GreptimeDB's switch: an empty value, present = paused.
+	if _, err := r.kv.Put(ctx, kv.PutRequest{Key: pauseKey(), Value: []byte{}}); err != nil {
+		return fmt.Errorf("procedure: pause (%q): %w", greptimekey.PauseProcedureKey, err)
 	}
 	r.pause.set(true)
 	m.log.Info("procedure manager paused")
@@ -113,8 +113,8 @@ func (m *Manager) Resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.kv.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: [][]byte{r.store.keys.pauseSwitch()}}); err != nil {
-		return fmt.Errorf("procedure: resume: %w", err)
+	if _, err := r.kv.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: [][]byte{pauseKey()}}); err != nil {
+		return fmt.Errorf("procedure: resume (%q): %w", greptimekey.PauseProcedureKey, err)
 	}
 	r.pause.set(false)
 	m.log.Info("procedure manager resumed")

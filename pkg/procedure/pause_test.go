@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
 func TestPauseRefusesSubmitAndHoldsSteps(t *testing.T) {
@@ -34,6 +36,11 @@ func TestPauseRefusesSubmitAndHoldsSteps(t *testing.T) {
 	paused, err := m.Paused(ctx)
 	require.NoError(t, err)
 	require.True(t, paused)
+	// GreptimeDB's switch: __switches/pause_procedure with an empty value.
+	sw, err := kv.Get(ctx, store, []byte("__switches/pause_procedure"))
+	require.NoError(t, err)
+	require.NotNil(t, sw)
+	require.Empty(t, sw.Value)
 	require.True(t, m.testSignals.PauseSwitched.WaitOrTimeout())
 	require.True(t, m.Stats().Paused)
 	_, err = m.Submit(ctx, testType, args(t, testArgs{Label: "b", Steps: 1}))
@@ -55,6 +62,9 @@ func TestPauseRefusesSubmitAndHoldsSteps(t *testing.T) {
 	paused, err = m.Paused(ctx)
 	require.NoError(t, err)
 	require.False(t, paused)
+	sw, err = kv.Get(ctx, store, []byte("__switches/pause_procedure"))
+	require.NoError(t, err)
+	require.Nil(t, sw, "resume deletes the switch")
 	require.Equal(t, StateDone, wait(t, m, submit(t, m, testArgs{Label: "b", Steps: 1})).State)
 }
 
@@ -82,7 +92,7 @@ func TestPauseSwitchWrittenByAnotherClientIsFollowed(t *testing.T) {
 	store := newStore()
 	m := startManager(t, Options{PausePollInterval: time.Millisecond}, store, newHarness())
 	// An operator writes the switch straight into the store.
-	_, err := store.Put(t.Context(), putReq(DefaultKeyPrefix+"switch/paused", `{}`))
+	_, err := store.Put(t.Context(), putReq("__switches/pause_procedure", ""))
 	require.NoError(t, err)
 	require.True(t, m.testSignals.PauseSwitched.WaitOrTimeout())
 	require.True(t, m.Stats().Paused)

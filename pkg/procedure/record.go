@@ -81,17 +81,16 @@ func decodeRecord(key, raw []byte) (*record, error) {
 	return &r, nil
 }
 
-// keyspace lays out the manager's keys under its prefix:
+// keyspace lays out the manager's keys under its prefix (the pause switch is
+// GreptimeDB's, outside it: see pauseKey):
 //
 //	<prefix>meta/<id>                  the record
 //	<prefix>data/<id>/<gen>/<index>    data segments (gen: 16 hex digits, index: 6 digits)
-//	<prefix>switch/paused              present while the manager is paused
 type keyspace struct{ prefix string }
 
-func (k keyspace) metaPrefix() []byte  { return []byte(k.prefix + "meta/") }
-func (k keyspace) meta(id ID) []byte   { return []byte(k.prefix + "meta/" + string(id)) }
-func (k keyspace) pauseSwitch() []byte { return []byte(k.prefix + "switch/paused") }
-func (k keyspace) data(id ID) []byte   { return []byte(k.prefix + "data/" + string(id) + "/") }
+func (k keyspace) metaPrefix() []byte { return []byte(k.prefix + "meta/") }
+func (k keyspace) meta(id ID) []byte  { return []byte(k.prefix + "meta/" + string(id)) }
+func (k keyspace) data(id ID) []byte  { return []byte(k.prefix + "data/" + string(id) + "/") }
 
 func (k keyspace) gen(id ID, gen uint64) []byte {
 	return fmt.Appendf(k.data(id), "%016x/", gen)

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -105,16 +104,18 @@ func TestMaintenanceSwitch(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.code)
 	require.Equal(t, map[string]any{"enabled": true}, r.json(t))
 	require.True(t, maintenanceOn(t, e), "the switch is stored")
-	stored, err := kv.Get(t.Context(), e.store.backend, []byte(admin.MaintenanceKey))
+	// GreptimeDB's switch: the key __switches/maintenance with an empty value.
+	stored, err := kv.Get(t.Context(), e.store.backend, []byte("__switches/maintenance"))
 	require.NoError(t, err)
-	require.Contains(t, string(stored.Value), "enabled_at")
+	require.NotNil(t, stored)
+	require.Empty(t, stored.Value)
 
-	// Enabling again keeps the first record.
+	// Enabling again changes nothing.
 	r = e.do(t, http.MethodPost, "/admin/maintenance/enable", "")
 	require.Equal(t, http.StatusOK, r.code)
-	again, err := kv.Get(t.Context(), e.store.backend, []byte(admin.MaintenanceKey))
+	again, err := kv.Get(t.Context(), e.store.backend, []byte("__switches/maintenance"))
 	require.NoError(t, err)
-	require.Equal(t, stored.Value, again.Value)
+	require.Equal(t, stored, again)
 
 	r = e.do(t, http.MethodGet, "/admin/maintenance", "")
 	require.Equal(t, map[string]any{"enabled": true}, r.json(t))
@@ -129,6 +130,43 @@ func TestMaintenanceSwitch(t *testing.T) {
 	r = e.do(t, http.MethodPost, "/admin/maintenance", `{"enabled":false}`)
 	require.Equal(t, map[string]any{"enabled": false}, r.json(t))
 	require.False(t, maintenanceOn(t, e))
+}
+
+func TestMaintenanceLegacyKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	legacy := []byte("__maintenance")
+	// A switch GreptimeDB wrote before the __switches keys counts as on.
+	_, err := e.store.backend.Put(ctx, kv.PutRequest{Key: legacy, Value: []byte("true")})
+	require.NoError(t, err)
+	r := e.do(t, http.MethodGet, "/admin/maintenance", "")
+	require.Equal(t, map[string]any{"enabled": true}, r.json(t))
+
+	// Enabling finds it on and writes nothing.
+	changed, err := admin.SetMaintenance(ctx, e.store.backend, true)
+	require.NoError(t, err)
+	require.False(t, changed)
+	got, err := kv.Get(ctx, e.store.backend, []byte("__switches/maintenance"))
+	require.NoError(t, err)
+	require.Nil(t, got)
+
+	// Disabling deletes both keys.
+	_, err = e.store.backend.Put(ctx, kv.PutRequest{Key: []byte("__switches/maintenance")})
+	require.NoError(t, err)
+	r = e.do(t, http.MethodPost, "/admin/maintenance/disable", "")
+	require.Equal(t, map[string]any{"enabled": false}, r.json(t))
+	require.False(t, maintenanceOn(t, e))
+	left, err := e.store.backend.BatchGet(ctx, kv.BatchGetRequest{Keys: [][]byte{legacy, []byte("__switches/maintenance")}})
+	require.NoError(t, err)
+	require.Empty(t, left.Kvs)
+
+	changed, err = admin.SetMaintenance(ctx, e.store.backend, false)
+	require.NoError(t, err)
+	require.False(t, changed, "already off")
+	changed, err = admin.SetMaintenance(ctx, e.store.backend, true)
+	require.NoError(t, err)
+	require.True(t, changed)
 }
 
 func TestMaintenanceBadBody(t *testing.T) {
@@ -157,7 +195,7 @@ func TestMaintenanceBadBody(t *testing.T) {
 func TestMaintenanceOnFollower(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := admin.SetMaintenance(t.Context(), e.store.backend, true, time.Now())
+	_, err := admin.SetMaintenance(t.Context(), e.store.backend, true)
 	require.NoError(t, err)
 	e.follower()
 
@@ -207,6 +245,10 @@ type failingBackend struct {
 
 func (f failingBackend) CompareAndPut(context.Context, kv.CompareAndPutRequest) (kv.CompareAndPutResponse, error) {
 	return kv.CompareAndPutResponse{}, f.err
+}
+
+func (f failingBackend) Txn(context.Context, kv.TxnRequest) (kv.TxnResponse, error) {
+	return kv.TxnResponse{}, f.err
 }
 
 func TestWrongMethod(t *testing.T) {

@@ -7,50 +7,53 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
-// MaintenanceKey is the stored maintenance switch: maintenance mode is on
-// while the key exists, GreptimeDB's convention, so the flag survives leader
-// changes and restarts. Its value records when it was turned on.
-const MaintenanceKey = "__maintenance"
+// The maintenance switch is GreptimeDB's: maintenance mode is on while
+// __switches/maintenance (or the legacy __maintenance) exists, whatever its
+// value, so it survives leader changes and restarts and a GreptimeDB metasrv
+// sharing the table sees the same switch. Like GreptimeDB, metasrv writes it
+// with an empty value and only ever writes the new key.
 
 // MaintenanceEnabled reads the maintenance switch from b.
 func MaintenanceEnabled(ctx context.Context, b kv.Backend) (bool, error) {
-	e, err := kv.Get(ctx, b, []byte(MaintenanceKey))
+	resp, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: maintenanceKeys()})
 	if err != nil {
-		return false, fmt.Errorf("admin: read maintenance switch: %w", err)
+		return false, fmt.Errorf("admin: read maintenance switch %q: %w", greptimekey.MaintenanceKey, err)
 	}
-	return e != nil, nil
+	return len(resp.Kvs) > 0, nil
 }
 
 // SetMaintenance turns the maintenance switch on or off in b (the leader's
-// store). changed is false when it already was in that position; an existing
-// switch keeps its original time.
-func SetMaintenance(ctx context.Context, b kv.Backend, on bool, now time.Time) (changed bool, err error) {
-	key := []byte(MaintenanceKey)
+// store). changed is false when it already was in that position. On writes
+// __switches/maintenance, in one transaction with the check that neither key
+// exists; off deletes both keys in one BatchDelete.
+func SetMaintenance(ctx context.Context, b kv.Backend, on bool) (changed bool, err error) {
+	key := []byte(greptimekey.MaintenanceKey)
 	if on {
-		value, err := json.Marshal(struct {
-			EnabledAt time.Time `json:"enabled_at"`
-		}{now.UTC()})
+		resp, err := b.Txn(ctx, kv.TxnRequest{
+			Compare: []kv.Compare{kv.CompareAbsent(key), kv.CompareAbsent([]byte(greptimekey.LegacyMaintenanceKey))},
+			Success: []kv.TxnOp{kv.OpPut(key, []byte{})},
+		})
 		if err != nil {
-			return false, fmt.Errorf("admin: encode maintenance switch: %w", err)
+			return false, fmt.Errorf("admin: enable maintenance (%q): %w", key, err)
 		}
-		// An empty Expect means "absent": set only if not already on.
-		resp, err := b.CompareAndPut(ctx, kv.CompareAndPutRequest{Key: key, Value: value})
-		if err != nil {
-			return false, fmt.Errorf("admin: enable maintenance: %w", err)
-		}
-		return resp.Success, nil
+		return resp.Succeeded, nil
 	}
-	resp, err := b.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: [][]byte{key}, PrevKv: true})
+	resp, err := b.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: maintenanceKeys(), PrevKv: true})
 	if err != nil {
-		return false, fmt.Errorf("admin: disable maintenance: %w", err)
+		return false, fmt.Errorf("admin: disable maintenance (%q): %w", key, err)
 	}
 	return len(resp.PrevKvs) > 0, nil
+}
+
+// maintenanceKeys are the keys whose presence turns maintenance on.
+func maintenanceKeys() [][]byte {
+	return [][]byte{[]byte(greptimekey.MaintenanceKey), []byte(greptimekey.LegacyMaintenanceKey)}
 }
 
 type maintenanceState struct {
@@ -140,7 +143,7 @@ func (h *handlers) applyMaintenance(w http.ResponseWriter, r *http.Request, on b
 		h.fail(w, r, err)
 		return
 	}
-	changed, err := SetMaintenance(r.Context(), b, on, time.Now())
+	changed, err := SetMaintenance(r.Context(), b, on)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -1,0 +1,130 @@
+package greptimeapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
+)
+
+// heartbeatService is greptime.v1.meta.Heartbeat.
+type heartbeatService struct {
+	metapb.UnimplementedHeartbeatServer
+	core     Core
+	elector  Elector
+	sessions *heartbeat.Service
+}
+
+// AskLeader names the leader from any node: this node while it trusts its
+// leadership, else the leader the election records. With no leader the
+// answer is UNAVAILABLE; GreptimeDB's client ignores a failed peer and asks
+// again, whatever the code.
+func (s *heartbeatService) AskLeader(ctx context.Context, _ *metapb.AskLeaderRequest) (*metapb.AskLeaderResponse, error) {
+	h := s.core.HeaderInfo()
+	addr := ""
+	if h.Term != 0 {
+		addr = h.NodeAddr
+	} else {
+		l, err := s.elector.Leader(ctx)
+		switch {
+		case err == nil && l.Addr != h.NodeAddr:
+			addr = l.Addr
+		case err == nil, errors.Is(err, election.ErrNoLeader):
+			// The record names this node, which no longer trusts its lease:
+			// it is stepping down, and nobody leads yet.
+			return nil, election.ErrNoLeader
+		default:
+			return nil, err
+		}
+	}
+	return &metapb.AskLeaderResponse{Header: okHeader(), Leader: &metapb.Peer{Addr: addr}}, nil
+}
+
+// notLeaderStatus ends a stream that reached, or outlived, a node that does
+// not lead: GreptimeDB's nodes reconnect on it.
+func notLeaderStatus(addr string) error {
+	return status.Error(codes.Aborted, fmt.Sprintf("The requested metasrv node is not leader, node addr: %s", addr))
+}
+
+// Heartbeat serves one node's stream: the handshake (first request) is
+// answered with the heartbeat config, then every request with the chain's
+// response. The stream ends with ABORTED after a NotLeader answer, and when
+// the session's term ends or the node registered again on another stream.
+func (s *heartbeatService) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sess, err := s.sessions.Open(first.GetHeader())
+	var bad *heartbeat.RequestError
+	if errors.As(err, &bad) {
+		return status.Error(codes.InvalidArgument, bad.Msg)
+	}
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+
+	// Requests are read on a goroutine of their own, so the end of the
+	// session's term is noticed while the node is between heartbeats. It
+	// ends when the stream does, which returning from this handler causes.
+	reqs := make(chan *metapb.HeartbeatRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	addr := s.core.HeaderInfo().NodeAddr
+	answer := func(req *metapb.HeartbeatRequest, handshake bool) error {
+		resp := sess.Handle(ctx, req, handshake)
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		if heartbeat.IsNotLeader(resp) {
+			return notLeaderStatus(addr)
+		}
+		return nil
+	}
+	if err := answer(first, true); err != nil {
+		return err
+	}
+	for {
+		select {
+		case req := <-reqs:
+			if err := answer(req, false); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-sess.Done():
+			return notLeaderStatus(addr)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
