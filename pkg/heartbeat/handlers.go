@@ -33,15 +33,12 @@ type handlerCtx struct {
 	stat *greptimekey.Stat
 }
 
-var (
-	datanodes = []metapb.Role{metapb.Role_DATANODE}
-	frontends = []metapb.Role{metapb.Role_FRONTEND}
-	flownodes = []metapb.Role{metapb.Role_FLOWNODE}
-)
-
 // defaultHandlers is GreptimeDB's default chain, as far as part 1 goes, in
 // its order.
 func defaultHandlers() []handler {
+	datanodes := []metapb.Role{metapb.Role_DATANODE}
+	frontends := []metapb.Role{metapb.Role_FRONTEND}
+	flownodes := []metapb.Role{metapb.Role_FLOWNODE}
 	return []handler{
 		{name: "response_header", handle: responseHeader},
 		{name: "datanode_keep_lease", roles: datanodes, handle: keepLease},

@@ -50,6 +50,7 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	handlers []handler
+	metrics  *metrics
 	// frontendIDs numbers frontend sessions, as GreptimeDB's process-wide
 	// counter does: frontends all send member id 0.
 	frontendIDs atomic.Uint64
@@ -77,7 +78,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{opts: o, log: o.Logger.With("component", "heartbeat")}
+	s := &Service{opts: o, log: o.Logger.With("component", "heartbeat"), metrics: newMetrics()}
 	s.handlers = defaultHandlers()
 	return s, nil
 }

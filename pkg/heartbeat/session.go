@@ -162,6 +162,7 @@ func (ss *Session) Handle(ctx context.Context, req *metapb.HeartbeatRequest, han
 	if handshake {
 		hc.resp.HeartbeatConfig = ss.svc.Config(ss.id.Role)
 	}
+	ss.svc.metrics.answered(ss.id.Role, IsNotLeader(hc.resp))
 	return hc.resp
 }
 

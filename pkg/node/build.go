@@ -145,6 +145,7 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 	}
 	if err := errors.Join(
 		n.core.RegisterMetrics(p.reg),
+		n.heartbeats.RegisterMetrics(p.reg),
 		p.reg.Register(metrics.NewProcedureCollector(n.procedures)),
 	); err != nil {
 		return fmt.Errorf("node: metrics: %w", err)
@@ -209,6 +210,9 @@ func (n *Node) buildServer(p *parts) error {
 		Auth:         admin.Auth{Token: o.HTTP.AdminToken, ClientCerts: o.HTTP.TLS.CACertPath != ""},
 		MaxBodySize:  int64(o.HTTP.BodyLimit),
 		Ready:        n.readyCheck,
+		// GET /admin/nodes: the GreptimeDB nodes in the leader's in-memory KV.
+		Memory:            n.core,
+		HeartbeatInterval: o.HeartbeatInterval,
 	}); err != nil {
 		return fmt.Errorf("node: admin: %w", err)
 	}
