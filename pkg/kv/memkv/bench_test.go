@@ -1,7 +1,9 @@
 package memkv_test
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -42,5 +44,29 @@ func BenchmarkRange(b *testing.B) {
 			b.Fatalf("range: %d kvs, %v", len(resp.Kvs), err)
 		}
 		i += 100
+	}
+}
+
+// BenchmarkHeapPerKey reports the live heap one stored pair costs (a 30-byte
+// key, a 256-byte value, the leader cache's typical shape) beyond its 286
+// bytes of data: the overhead the leader's memory target is about.
+func BenchmarkHeapPerKey(b *testing.B) {
+	const keys = 100_000
+	value := make([]byte, 256)
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := memkv.New()
+		for i := range keys {
+			key := fmt.Appendf(nil, "__table_route/%016d", i) // 30 bytes
+			if _, err := s.Put(context.Background(), kv.PutRequest{Key: key, Value: value}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/keys, "heap-B/key")
+		runtime.KeepAlive(s)
 	}
 }
