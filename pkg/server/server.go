@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 )
@@ -180,6 +181,11 @@ func grpcServerOptions(opts Options, adm *admission) []grpc.ServerOption {
 		grpc.InitialWindowSize(opts.StreamWindowSize),
 		grpc.InitialConnWindowSize(opts.ConnWindowSize),
 		grpc.StatsHandler(adm),
+		// GreptimeDB's nodes ping their metasrv connections every 15s (the
+		// heartbeat channel) or 30s (the others), idle or not. gRPC's default
+		// policy (one ping per 5 minutes, none without a stream) would answer
+		// that with GOAWAY "too_many_pings" and cut every such connection.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	if opts.GRPCTLS != nil {
 		out = append(out, grpc.Creds(credentials.NewTLS(opts.GRPCTLS)))
