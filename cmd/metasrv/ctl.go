@@ -51,7 +51,7 @@ func newCtlCommand(a *app) *cobra.Command {
 	o := &ctlOptions{app: a}
 	cmd := &cobra.Command{
 		Use:   "ctl",
-		Short: "Command-line client of a metasrv cluster (key-value store, leader, members, procedures)",
+		Short: "Command-line client of a metasrv cluster (key-value store, leader, members, GreptimeDB nodes, procedures)",
 		Long: `Command-line client of a metasrv cluster.
 
 Endpoints come from --endpoints, else from $` + envCtlEndpoints + ` (comma-separated), else 127.0.0.1:3002.
@@ -73,6 +73,7 @@ valid UTF-8. Shapes:
   kv cas       {"succeeded":bool,"current":null|{"key":..,"value":..,..}} (exit status 1 when not succeeded)
   leader       {"addr":..,"term":N}
   members      {"members":[{"addr":..,"is_leader":bool,"version":..,...}]}
+  nodes        {"nodes":[{"role":..,"id":..,"addr":..,...,"lease_current":bool}]}
   procedure    list {"procedures":[...]}, get/wait: one procedure object, submit {"id":..}
 
 Errors are one line on stderr and a non-zero exit status.`,
@@ -94,6 +95,7 @@ Errors are one line on stderr and a non-zero exit status.`,
 		newCtlKVCommand(o),
 		newCtlLeaderCommand(o),
 		newCtlMembersCommand(o),
+		newCtlNodesCommand(o),
 		newCtlProcedureCommand(o),
 	)
 	return cmd

@@ -1,6 +1,7 @@
 // Package admin is metasrv's HTTP admin API: who leads, the members, the
-// maintenance switch, the procedure manager's status and pause switch, the
-// sanitised configuration, and the Prometheus metrics.
+// GreptimeDB nodes registered with the leader, the maintenance switch, the
+// procedure manager's status and pause switch, the sanitised configuration,
+// and the Prometheus metrics.
 //
 // Handlers answer JSON errors as {"error": "..."}, 405 with an Allow header
 // for a wrong method, and 413 for a body over the limit. A failure of the
@@ -108,6 +109,12 @@ type Deps struct {
 	// serve, else an error saying why not (it is shown to any caller: no
 	// internal host names). Nil means "ready when a leader is known".
 	Ready func(ctx context.Context) error
+	// Memory, optional, answers GET /admin/nodes from the leader's
+	// in-memory KV; nil answers it 501.
+	Memory Memory
+	// HeartbeatInterval is heartbeat_interval, which the GreptimeDB nodes'
+	// leases follow from; zero means client.DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
 }
 
 // errNoLeaderKnown is the default readiness failure.
@@ -170,6 +177,7 @@ func Register(mux *http.ServeMux, d Deps) error {
 	routes := []route{
 		{http.MethodGet, "/admin/leader", h.leader},
 		{http.MethodGet, "/admin/members", h.members},
+		{http.MethodGet, "/admin/nodes", h.nodes(d.Memory, d.HeartbeatInterval)},
 		{http.MethodGet, "/admin/maintenance", h.getMaintenance},
 		{http.MethodPost, "/admin/maintenance", h.postMaintenance},
 		{http.MethodPost, "/admin/maintenance/enable", h.setMaintenance(true)},
