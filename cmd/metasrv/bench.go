@@ -13,5 +13,6 @@ func newBenchCommand(a *app) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newBenchKVCommand(a))
+	cmd.AddCommand(newBenchHeartbeatCommand(a))
 	return cmd
 }
