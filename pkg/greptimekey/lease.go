@@ -17,10 +17,7 @@ type LeaseValue struct {
 // Encode returns the value as GreptimeDB writes it.
 func (v LeaseValue) Encode() ([]byte, error) { return v.MarshalJSON() }
 
-func (v LeaseValue) MarshalJSON() ([]byte, error) {
-	type plain LeaseValue
-	return encode(plain(v))
-}
+func (v LeaseValue) MarshalJSON() ([]byte, error) { return appendLease(make([]byte, 0, 128), v) }
 
 func (v *LeaseValue) UnmarshalJSON(data []byte) error {
 	var out LeaseValue

@@ -73,14 +73,7 @@ type NodeInfo struct {
 // keys are sorted (GreptimeDB writes a HashMap in hash order).
 func (n NodeInfo) Encode() ([]byte, error) { return n.MarshalJSON() }
 
-func (n NodeInfo) MarshalJSON() ([]byte, error) {
-	type plain NodeInfo
-	p := plain(n)
-	if p.EnvVars == nil {
-		p.EnvVars = map[string]string{}
-	}
-	return encode(p)
-}
+func (n NodeInfo) MarshalJSON() ([]byte, error) { return appendNodeInfo(make([]byte, 0, 512), n) }
 
 func (n *NodeInfo) UnmarshalJSON(data []byte) error {
 	var out NodeInfo

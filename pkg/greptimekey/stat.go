@@ -14,7 +14,7 @@ type StatValue []Stat
 // Encode returns the value as GreptimeDB writes it.
 func (v StatValue) Encode() ([]byte, error) { return v.MarshalJSON() }
 
-func (v StatValue) MarshalJSON() ([]byte, error) { return encode(nonNil([]Stat(v))) }
+func (v StatValue) MarshalJSON() ([]byte, error) { return appendStats(make([]byte, 0, 1024), v) }
 
 func (v *StatValue) UnmarshalJSON(data []byte) error {
 	var stats []Stat

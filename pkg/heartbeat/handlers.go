@@ -72,7 +72,7 @@ func keepLease(ctx context.Context, hc *handlerCtx) (bool, error) {
 		key = greptimekey.FlownodeLeaseKey(peer.GetId())
 		workloads = greptimekey.NodeWorkloads{Role: greptimekey.RoleFlownode, Types: flownodeTypes(hc.req)}
 	}
-	value, err := json.Marshal(greptimekey.LeaseValue{TimestampMillis: hc.now.UnixMilli(), NodeAddr: peer.GetAddr(), Workloads: workloads})
+	value, err := greptimekey.LeaseValue{TimestampMillis: hc.now.UnixMilli(), NodeAddr: peer.GetAddr(), Workloads: workloads}.Encode()
 	if err != nil {
 		return false, fmt.Errorf("encode lease of %s: %w", hc.sess.id, err)
 	}
@@ -171,6 +171,11 @@ func extractStat(_ context.Context, hc *handlerCtx) (bool, error) {
 // figures the protobuf message has no field for.
 const regionStatisticKey = "__region_statistic"
 
+// emptyMitoManifest is greptimekey.MitoManifest(0, 0, 0), GreptimeDB's
+// default RegionManifestInfo, spelled out: it is needed for every region of
+// every heartbeat without the extension.
+const emptyMitoManifest = `{"Mito":{"manifest_version":0,"flushed_entry_id":0,"file_removed_cnt":0}}`
+
 // regionStatisticJSON is the extension's JSON, as GreptimeDB's RegionStatistic.
 type regionStatisticJSON struct {
 	NumRows                    uint64          `json:"num_rows"`
@@ -193,7 +198,7 @@ func regionStatistic(r *metapb.RegionStat) regionStatisticJSON {
 		rs = regionStatisticJSON{}
 	}
 	if len(rs.Manifest) == 0 || string(rs.Manifest) == "null" {
-		rs.Manifest = greptimekey.MitoManifest(0, 0, 0)
+		rs.Manifest = json.RawMessage(emptyMitoManifest)
 	}
 	return rs
 }
@@ -258,7 +263,7 @@ func collectClusterInfo(ctx context.Context, hc *handlerCtx) (bool, error) {
 		krole = greptimekey.RoleFlownode
 		ni.Status = greptimekey.NodeStatus{Role: greptimekey.RoleFlownode, Workloads: flownodeTypes(req)}
 	}
-	value, err := json.Marshal(ni)
+	value, err := ni.Encode()
 	if err != nil {
 		return false, fmt.Errorf("encode node info of %s: %w", hc.sess.id, err)
 	}
@@ -328,7 +333,7 @@ func collectStats(ctx context.Context, hc *handlerCtx) (bool, error) {
 		}
 	}
 	if flush != nil {
-		value, err := json.Marshal(greptimekey.StatValue(flush))
+		value, err := greptimekey.StatValue(flush).Encode()
 		if err == nil {
 			_, err = hc.sess.memory().Put(ctx, kv.PutRequest{Key: greptimekey.DatanodeStatKey(st.ID), Value: value})
 		}
@@ -363,7 +368,7 @@ func remapFlowPeer(ctx context.Context, hc *handlerCtx) (bool, error) {
 // rewriteNodeAddress writes __node_address/{role}/{id} through the term's
 // fenced store.
 func rewriteNodeAddress(ctx context.Context, ts *termState, role greptimekey.Role, id uint64, addr string) error {
-	value, err := json.Marshal(greptimekey.NodeAddressValue{Peer: greptimekey.Peer{ID: id, Addr: addr}})
+	value, err := greptimekey.NodeAddressValue{Peer: greptimekey.Peer{ID: id, Addr: addr}}.Encode()
 	if err != nil {
 		return fmt.Errorf("encode node address of %s %d: %w", role, id, err)
 	}

@@ -218,3 +218,8 @@ func TestOpenRefusesBadHeaders(t *testing.T) {
 	_, err = b.svc.Open(&metapb.RequestHeader{Role: 5})
 	require.ErrorContains(t, err, "invalid role: 5")
 }
+
+func TestEmptyMitoManifestIsGreptimeDBsDefault(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, string(greptimekey.MitoManifest(0, 0, 0)), emptyMitoManifest)
+}
