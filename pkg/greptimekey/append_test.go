@@ -46,7 +46,9 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 	// serde_json writes U+2028 as is (encoding/json escapes it): still the same string.
 	got, err := LeaseValue{NodeAddr: "a\u2028b", Workloads: NodeWorkloads{Role: RoleFlownode}}.MarshalJSON()
 	require.NoError(t, err)
-	var back struct{ NodeAddr string `json:"node_addr"` }
+	var back struct {
+		NodeAddr string `json:"node_addr"`
+	}
 	require.NoError(t, json.Unmarshal(got, &back))
 	require.Equal(t, "a\u2028b", back.NodeAddr)
 	_, err = LeaseValue{Workloads: NodeWorkloads{Role: RoleMetasrv}}.MarshalJSON()
