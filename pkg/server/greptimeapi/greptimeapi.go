@@ -49,7 +49,7 @@ type Deps struct {
 // Register adds the greptime.v1.meta services to r. The server must chain
 // apierr's interceptors: the services return plain Go errors.
 func Register(r grpc.ServiceRegistrar, d Deps) {
-	metapb.RegisterHeartbeatServer(r, &heartbeatService{core: d.Core, elector: d.Elector, sessions: d.Heartbeat})
+	metapb.RegisterHeartbeatServer(r, &heartbeatService{core: d.Core, leaders: &leaderLookup{elector: d.Elector}, sessions: d.Heartbeat})
 	metapb.RegisterStoreServer(r, &storeService{core: d.Core, forward: d.Forward})
 	metapb.RegisterClusterServer(r, &clusterService{core: d.Core, elector: d.Elector})
 	metapb.RegisterConfigServer(r, configService{})

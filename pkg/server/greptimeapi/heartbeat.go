@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
-	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
 )
 
@@ -18,31 +17,17 @@ import (
 type heartbeatService struct {
 	metapb.UnimplementedHeartbeatServer
 	core     Core
-	elector  Elector
+	leaders  *leaderLookup
 	sessions *heartbeat.Service
 }
 
-// AskLeader names the leader from any node: this node while it trusts its
-// leadership, else the leader the election records. With no leader the
-// answer is UNAVAILABLE; GreptimeDB's client ignores a failed peer and asks
-// again, whatever the code.
+// AskLeader names the leader from any node (see leaderAddr). With no leader
+// the answer is UNAVAILABLE; GreptimeDB's client ignores a failed peer and
+// asks again, whatever the code.
 func (s *heartbeatService) AskLeader(ctx context.Context, _ *metapb.AskLeaderRequest) (*metapb.AskLeaderResponse, error) {
-	h := s.core.HeaderInfo()
-	addr := ""
-	if h.Term != 0 {
-		addr = h.NodeAddr
-	} else {
-		l, err := s.elector.Leader(ctx)
-		switch {
-		case err == nil && l.Addr != h.NodeAddr:
-			addr = l.Addr
-		case err == nil, errors.Is(err, election.ErrNoLeader):
-			// The record names this node, which no longer trusts its lease:
-			// it is stepping down, and nobody leads yet.
-			return nil, election.ErrNoLeader
-		default:
-			return nil, err
-		}
+	addr, err := s.leaderAddr(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return &metapb.AskLeaderResponse{Header: okHeader(), Leader: &metapb.Peer{Addr: addr}}, nil
 }
