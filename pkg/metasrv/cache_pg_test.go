@@ -102,6 +102,8 @@ func setupAbandon(t *testing.T, writeTimeout time.Duration) *abandonBundle {
 		// Cancel requests (pgx sends one when it gives up on a connection)
 		// are swallowed: this COMMIT goes on once the lock is free, as a
 		// real one past the point of no return would.
+		// Counts the cancels swallowed (a sequence: not rolled back).
+		`CREATE SEQUENCE block_commit_cancels`,
 		`CREATE FUNCTION block_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			LOOP
@@ -109,7 +111,7 @@ func setupAbandon(t *testing.T, writeTimeout time.Duration) *abandonBundle {
 					PERFORM pg_advisory_xact_lock_shared(4244);
 					EXIT;
 				EXCEPTION WHEN query_canceled THEN
-					-- keep waiting
+					PERFORM nextval('block_commit_cancels'); -- and keep waiting
 				END;
 			END LOOP;
 			RETURN NULL;
@@ -154,6 +156,21 @@ func (b *abandonBundle) holdRow(t *testing.T, key string) (release func()) {
 	_, err = tx.Exec(t.Context(), "SELECT 1 FROM "+table+" WHERE k = $1 FOR UPDATE", []byte(b.c.opts.StoreKeyPrefix+key))
 	require.NoError(t, err)
 	return func() { require.NoError(t, tx.Commit(t.Context())) }
+}
+
+// waitCancelSwallowed waits until the held COMMIT has swallowed the cancel
+// request pgx sends, asynchronously, when it gives up on a connection (here:
+// the write's time limit struck, so nobody waits for the batch any more). Released before the cancel lands,
+// the COMMIT could be running outside the trigger's guarded wait when it
+// does, and be cancelled: the write would not commit, which is an allowed
+// outcome of an unknown write, but not the case these tests set up.
+func (b *abandonBundle) waitCancelSwallowed(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var called bool
+		err := b.n.pool.QueryRow(t.Context(), "SELECT is_called FROM block_commit_cancels").Scan(&called)
+		return err == nil && called
+	}, 30*time.Second, 5*time.Millisecond, "the held COMMIT never saw the cancel request")
 }
 
 // waitBlocked waits until some backend waits for a lock the holder session
@@ -238,6 +255,7 @@ func TestWriteLostInCommit(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, "old", string(got.Value))
 			}
+			b.waitCancelSwallowed(t)
 			release()
 			if op.first == "" {
 				// A range delete of unknown outcome reloads the whole cache,
