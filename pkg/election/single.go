@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -37,6 +38,9 @@ func NewSingle(info func() NodeInfo, logger *slog.Logger) *Single {
 func (s *Single) Start(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("election: Start after Stop")
+	}
 	if s.started {
 		s.logger.Warn("election already started")
 		return nil

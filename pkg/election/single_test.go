@@ -60,3 +60,11 @@ func TestNodeInfoSource(t *testing.T) {
 	require.Positive(t, info.MemoryUsageBytes)
 	require.GreaterOrEqual(t, info.CPUUsageMillicores, int64(0))
 }
+
+func TestSingleRefusesStartAfterStop(t *testing.T) {
+	t.Parallel()
+	s := NewSingle(func() NodeInfo { return NodeInfo{Addr: "a"} }, slog.New(slog.DiscardHandler))
+	s.Stop()
+	require.EqualError(t, s.Start(context.Background()), "election: Start after Stop")
+	require.Zero(t, s.TrustedTerm())
+}
