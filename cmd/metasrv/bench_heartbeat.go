@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgmetasrv/metasrv/internal/greptimefake"
 	"github.com/pgmetasrv/metasrv/internal/hbload"
+	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
 	"github.com/pgmetasrv/metasrv/pkg/grpczstd" // GreptimeDB's nodes send zstd
 )
@@ -133,7 +134,7 @@ func (b *benchHeartbeat) run(ctx context.Context, cmd *cobra.Command) error {
 		Compressor: grpczstd.Name, Progress: b.app.stderr,
 	}
 	if u, _ := parseMetricsURL(b.metricsURL); u != "" && u != metricsNone {
-		cfg.Metrics = &hbload.Scraper{URL: u}
+		cfg.Metrics = &loadgen.Scraper{URL: u}
 	}
 	rep, err := hbload.Run(ctx, cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package hbload
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pgmetasrv/metasrv/internal/greptimefake"
+	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/grpczstd"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
@@ -45,7 +47,7 @@ func TestRunAgainstMemoryNode(t *testing.T) {
 	rep, err := Run(t.Context(), Config{
 		Endpoints: []string{n.GRPCAddr().String()}, Role: greptimefake.Datanode, Nodes: 30, ConnsPer: 10,
 		Interval: 200 * time.Millisecond, Duration: 1500 * time.Millisecond, WarmupTimeout: 30 * time.Second,
-		Compressor: grpczstd.Name, Metrics: &Scraper{URL: "http://" + n.HTTPAddr().String() + "/metrics"},
+		Compressor: grpczstd.Name, Metrics: &loadgen.Scraper{URL: "http://" + n.HTTPAddr().String() + "/metrics"},
 		Progress: &progress,
 	})
 	require.NoError(t, err)
@@ -96,6 +98,14 @@ func TestConfigCheck(t *testing.T) {
 	require.ErrorContains(t, err, "hbload: no endpoints; unknown role 7; Nodes 0 and ConnsPer 0 must be at least 1")
 	require.Equal(t, 18*time.Second, RoleInterval(greptimefake.Frontend, 3*time.Second))
 	require.Equal(t, 3*time.Second, RoleInterval(greptimefake.Flownode, 3*time.Second))
+}
+
+func parseSample(r io.Reader) (sample, error) {
+	m, err := loadgen.ParseMetrics(r, metricRSS, metricIsLeader)
+	if err != nil {
+		return sample{}, err
+	}
+	return sampleOf(m), nil
 }
 
 func TestParseSample(t *testing.T) {

@@ -43,7 +43,7 @@ type Config struct {
 	// GreptimeDB's; registered by package grpczstd).
 	Compressor string
 	// Metrics, if set, reads the leader's CPU and RSS.
-	Metrics *Scraper
+	Metrics *loadgen.Scraper
 	// Progress gets a line every second; nil discards.
 	Progress io.Writer
 }
@@ -254,20 +254,20 @@ func checkHandshakes(cfg Config, hs Handshakes) []string {
 // at the window's start and end, RSS at its end. A failed scrape never
 // fails the run; the figures then say why they are missing.
 type serverWatch struct {
-	s                *Scraper
+	s                *loadgen.Scraper
 	start, window    sample
 	startErr, winErr error
 }
 
 func (w *serverWatch) atStart(ctx context.Context) {
 	if w.s != nil {
-		w.start, w.startErr = w.s.scrape(ctx)
+		w.start, w.startErr = scrape(ctx, w.s)
 	}
 }
 
 func (w *serverWatch) atWindow(ctx context.Context) {
 	if w.s != nil {
-		w.window, w.winErr = w.s.scrape(ctx)
+		w.window, w.winErr = scrape(ctx, w.s)
 	}
 }
 
@@ -275,7 +275,7 @@ func (w *serverWatch) finish(ctx context.Context, win Window, nodes int) (*loadg
 	if w.s == nil {
 		return nil, nil
 	}
-	end, endErr := w.s.scrape(ctx)
+	end, endErr := scrape(ctx, w.s)
 	cpu := &loadgen.ServerCPU{Source: w.s.URL}
 	switch {
 	case w.winErr != nil:
@@ -283,7 +283,7 @@ func (w *serverWatch) finish(ctx context.Context, win Window, nodes int) (*loadg
 	case endErr != nil:
 		cpu.Error = "at the window's end: " + endErr.Error()
 	case end.cpu < w.window.cpu:
-		cpu.Error = fmt.Sprintf("%s went down from %g to %g: the node restarted during the run", metricCPU, w.window.cpu, end.cpu)
+		cpu.Error = fmt.Sprintf("%s went down from %g to %g: the node restarted during the run", loadgen.MetricProcessCPU, w.window.cpu, end.cpu)
 	default:
 		cpu.Measured = true
 		cpu.Seconds = end.cpu - w.window.cpu

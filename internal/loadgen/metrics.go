@@ -19,9 +19,11 @@ const (
 	// maxMetricsBody caps the /metrics body read.
 	maxMetricsBody = 32 << 20
 
-	metricProcessCPU   = "process_cpu_seconds_total"
 	metricGRPCRequests = "metasrv_grpc_requests_total"
 )
+
+// MetricProcessCPU is the node's CPU counter, in every scrape.
+const MetricProcessCPU = "process_cpu_seconds_total"
 
 // Scraper reads a metasrv node's CPU counter from its Prometheus endpoint
 // (GET /metrics on the node's HTTP admin address).
@@ -56,7 +58,7 @@ type ServerCPU struct {
 	Warning string `json:"warning,omitempty"`
 }
 
-// metricsSample is what one scrape yields.
+// metricsSample is what one scrape yields for bench kv.
 type metricsSample struct {
 	cpu       float64
 	grpcCalls float64
@@ -77,39 +79,55 @@ func (s *Scraper) fail(err error) error {
 	return fmt.Errorf("%w (%s)", err, s.Hint)
 }
 
-// scrape GETs the URL once and reads the counters from it.
+// scrape reads the counters bench kv needs.
 func (s *Scraper) scrape(ctx context.Context) (metricsSample, error) {
+	m, err := s.Scrape(ctx, metricGRPCRequests)
+	if err != nil {
+		return metricsSample{}, err
+	}
+	calls, hasGRPC := m[metricGRPCRequests]
+	return metricsSample{cpu: m[MetricProcessCPU], grpcCalls: calls, hasGRPC: hasGRPC}, nil
+}
+
+// Metrics is one scrape: each metric asked for that the body holds, its
+// samples summed over their labels.
+type Metrics map[string]float64
+
+// Scrape GETs the URL once and reads MetricProcessCPU (which must be there:
+// without it the URL is not a node's /metrics) and the other names.
+func (s *Scraper) Scrape(ctx context.Context, names ...string) (Metrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
 	if err != nil {
-		return metricsSample{}, s.fail(fmt.Errorf("GET %s: %w", s.URL, err))
+		return nil, s.fail(fmt.Errorf("GET %s: %w", s.URL, err))
 	}
 	// The classic text format; OpenMetrics would parse the same here.
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
 	resp, err := s.client().Do(req)
 	if err != nil {
-		return metricsSample{}, s.fail(err) // names the method and URL
+		return nil, s.fail(err) // names the method and URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return metricsSample{}, s.fail(fmt.Errorf("GET %s: %s", s.URL, resp.Status))
+		return nil, s.fail(fmt.Errorf("GET %s: %s", s.URL, resp.Status))
 	}
-	sm, err := parseMetrics(io.LimitReader(resp.Body, maxMetricsBody))
+	m, err := ParseMetrics(io.LimitReader(resp.Body, maxMetricsBody), names...)
 	if err != nil {
-		return metricsSample{}, s.fail(fmt.Errorf("GET %s: %w", s.URL, err))
+		return nil, s.fail(fmt.Errorf("GET %s: %w", s.URL, err))
 	}
-	return sm, nil
+	return m, nil
 }
 
-// parseMetrics reads process_cpu_seconds_total and the sum of
-// metasrv_grpc_requests_total from a Prometheus text (or OpenMetrics) body.
-func parseMetrics(r io.Reader) (metricsSample, error) {
-	var (
-		sm     metricsSample
-		hasCPU bool
-	)
+// ParseMetrics reads MetricProcessCPU and names from a Prometheus text (or
+// OpenMetrics) body, each summed over its label sets.
+func ParseMetrics(r io.Reader, names ...string) (Metrics, error) {
+	want := map[string]bool{MetricProcessCPU: true}
+	for _, n := range names {
+		want[n] = true
+	}
+	m := Metrics{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -121,38 +139,33 @@ func parseMetrics(r io.Reader) (metricsSample, error) {
 		if i := strings.IndexAny(line, "{ \t"); i >= 0 {
 			name, rest = line[:i], line[i:]
 		}
-		if name != metricProcessCPU && name != metricGRPCRequests {
+		if !want[name] {
 			continue
 		}
 		if strings.HasPrefix(rest, "{") {
 			end := strings.LastIndexByte(rest, '}')
 			if end < 0 {
-				return metricsSample{}, fmt.Errorf("malformed sample %q", line)
+				return nil, fmt.Errorf("malformed sample %q", line)
 			}
 			rest = rest[end+1:]
 		}
 		fields := strings.Fields(rest)
 		if len(fields) == 0 {
-			return metricsSample{}, fmt.Errorf("malformed sample %q", line)
+			return nil, fmt.Errorf("malformed sample %q", line)
 		}
 		v, err := strconv.ParseFloat(fields[0], 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return metricsSample{}, fmt.Errorf("malformed sample %q", line)
+			return nil, fmt.Errorf("malformed sample %q", line)
 		}
-		if name == metricProcessCPU {
-			sm.cpu, hasCPU = v, true
-		} else {
-			sm.grpcCalls += v
-			sm.hasGRPC = true
-		}
+		m[name] += v
 	}
 	if err := sc.Err(); err != nil {
-		return metricsSample{}, fmt.Errorf("read the body: %w", err)
+		return nil, fmt.Errorf("read the body: %w", err)
 	}
-	if !hasCPU {
-		return metricsSample{}, errors.New("no " + metricProcessCPU + " in it: not a metasrv /metrics, or the process collector is not supported on this OS")
+	if _, ok := m[MetricProcessCPU]; !ok {
+		return nil, errors.New("no " + MetricProcessCPU + " in it: not a metasrv /metrics, or the process collector is not supported on this OS")
 	}
-	return sm, nil
+	return m, nil
 }
 
 // measure runs one target's load between two scrapes of s (nil: no scrape)
@@ -179,7 +192,7 @@ func measure(ctx context.Context, s *Scraper, run func() (Result, error)) (Resul
 		return res, nil
 	}
 	if after.cpu < before.cpu {
-		cpu.Error = fmt.Sprintf("%s went down from %g to %g: the node restarted during the run", metricProcessCPU, before.cpu, after.cpu)
+		cpu.Error = fmt.Sprintf("%s went down from %g to %g: the node restarted during the run", MetricProcessCPU, before.cpu, after.cpu)
 		return res, nil
 	}
 	cpu.Measured = true

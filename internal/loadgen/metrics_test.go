@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
+
+// parseKV parses as bench kv's scrape does.
+func parseKV(r io.Reader) (metricsSample, error) {
+	m, err := ParseMetrics(r, metricGRPCRequests)
+	if err != nil {
+		return metricsSample{}, err
+	}
+	calls, ok := m[metricGRPCRequests]
+	return metricsSample{cpu: m[MetricProcessCPU], grpcCalls: calls, hasGRPC: ok}, nil
+}
 
 func TestParseMetrics(t *testing.T) {
 	t.Parallel()
@@ -24,23 +35,23 @@ go_goroutines 40
 metasrv_grpc_requests_total{code="OK",method="/metasrv.v1.Store/Put"} 100
 metasrv_grpc_requests_total{code="OK",method="/grpc.health.v1.Health/Check"} 20 1700000000000
 `
-	sm, err := parseMetrics(strings.NewReader(body))
+	sm, err := parseKV(strings.NewReader(body))
 	require.NoError(t, err)
 	require.Equal(t, 12.5, sm.cpu)
 	require.True(t, sm.hasGRPC)
 	require.Equal(t, 120.0, sm.grpcCalls)
 
 	// OpenMetrics spells a counter's sample the same way.
-	sm, err = parseMetrics(strings.NewReader("# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total 3e-1\n# EOF\n"))
+	sm, err = parseKV(strings.NewReader("# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total 3e-1\n# EOF\n"))
 	require.NoError(t, err)
 	require.Equal(t, 0.3, sm.cpu)
 	require.False(t, sm.hasGRPC)
 
-	_, err = parseMetrics(strings.NewReader("go_goroutines 4\n"))
+	_, err = parseKV(strings.NewReader("go_goroutines 4\n"))
 	require.ErrorContains(t, err, "no process_cpu_seconds_total")
-	_, err = parseMetrics(strings.NewReader("process_cpu_seconds_total abc\n"))
+	_, err = parseKV(strings.NewReader("process_cpu_seconds_total abc\n"))
 	require.ErrorContains(t, err, "malformed sample")
-	_, err = parseMetrics(strings.NewReader(`metasrv_grpc_requests_total{code="OK" 1` + "\nprocess_cpu_seconds_total 1\n"))
+	_, err = parseKV(strings.NewReader(`metasrv_grpc_requests_total{code="OK" 1` + "\nprocess_cpu_seconds_total 1\n"))
 	require.ErrorContains(t, err, "malformed sample")
 }
 
