@@ -35,7 +35,8 @@ type Stats struct {
 // below 16 µs, then 8 buckets per power of two (a reported value is within
 // 12.5% of the true one), up to about 71 minutes. It is about 2 KiB, lock-free
 // and safe for concurrent use, so one may be shared by many nodes
-// (Config.Latency) or each node keeps its own.
+// (Config.Latency) or each node keeps its own. loadgen.Histogram is finer
+// (0.8%) but 60 KiB and single-writer: 10,000 fake nodes cannot each keep one.
 type Histogram struct {
 	counts [histBuckets]atomic.Uint64
 	n      atomic.Uint64

@@ -27,8 +27,15 @@ type PusherID struct {
 }
 
 func (p PusherID) String() string {
-	name := map[metapb.Role]string{metapb.Role_DATANODE: "Datanode", metapb.Role_FRONTEND: "Frontend", metapb.Role_FLOWNODE: "Flownode"}[p.Role]
-	if name == "" {
+	var name string
+	switch p.Role {
+	case metapb.Role_DATANODE:
+		name = "Datanode"
+	case metapb.Role_FRONTEND:
+		name = "Frontend"
+	case metapb.Role_FLOWNODE:
+		name = "Flownode"
+	default:
 		name = p.Role.String()
 	}
 	return fmt.Sprintf("%s-%d", name, p.ID)

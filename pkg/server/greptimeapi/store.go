@@ -27,10 +27,14 @@ type storeService struct {
 	forward func(ctx context.Context, addr string) (metapb.StoreClient, error)
 }
 
-// reader is the backend a read uses.
+// reader is the backend a read uses. A follower does not ask for the
+// leader's backend: the refusal it would build names the leader, which can
+// cost a read of the election.
 func (s *storeService) reader(ctx context.Context) kv.Backend {
-	if b, err := s.core.LeaderBackend(ctx); err == nil {
-		return b
+	if leads(s.core) {
+		if b, err := s.core.LeaderBackend(ctx); err == nil {
+			return b
+		}
 	}
 	return s.core.SerializableBackend()
 }
