@@ -15,7 +15,7 @@ type ProcedureListener struct {
 func (l ProcedureListener) Name() string { return "procedure_manager" }
 
 func (l ProcedureListener) Start(ctx context.Context, t Term) error {
-	return l.Manager.Start(ctx, t.Store)
+	return l.Manager.StartTerm(ctx, t.ID, t.Store)
 }
 
 func (l ProcedureListener) Stop() { l.Manager.Stop() }

@@ -55,6 +55,24 @@ func Retryable(err error) error {
 	return &retryableError{err: err}
 }
 
+// CodedError is an error that carries a code its submitter understands (for
+// DDL, GreptimeDB's status code, so that "table already exists" reaches a
+// frontend as such). The manager keeps the code of the error that rolled a
+// procedure back in its record, beside the text: Info.ErrorCode.
+type CodedError interface {
+	error
+	Code() uint32
+}
+
+// ErrorCode is the code of the first CodedError in err's chain, 0 if none.
+func ErrorCode(err error) uint32 {
+	var c CodedError
+	if errors.As(err, &c) {
+		return c.Code()
+	}
+	return 0
+}
+
 // IsRetryable reports whether err (or an error it wraps) was marked Retryable.
 func IsRetryable(err error) bool {
 	var r *retryableError

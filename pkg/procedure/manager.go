@@ -87,6 +87,12 @@ func (m *Manager) current() (*run, error) {
 // the term: when it ends, procedures stop as with Stop (which must still be
 // called).
 func (m *Manager) Start(ctx context.Context, store kv.Backend) error {
+	return m.StartTerm(ctx, 0, store)
+}
+
+// StartTerm is Start for leader term term, which every step then sees in
+// Context.Term.
+func (m *Manager) StartTerm(ctx context.Context, term int64, store kv.Backend) error {
 	m.lifecycle.Lock()
 	defer m.lifecycle.Unlock()
 	m.mu.Lock()
@@ -100,6 +106,7 @@ func (m *Manager) Start(ctx context.Context, store kv.Backend) error {
 	}
 	r := &run{
 		m:     m,
+		term:  term,
 		store: newRecordStore(store, m.opts),
 		kv:    store,
 		locks: newLockTable(),
@@ -219,6 +226,7 @@ func (m *Manager) SubmitProcedure(ctx context.Context, p Procedure) (ID, error) 
 // run is one leader term of the manager.
 type run struct {
 	m         *Manager
+	term      int64
 	store     *recordStore
 	kv        kv.Backend
 	locks     *lockTable

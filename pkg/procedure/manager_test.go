@@ -3,6 +3,7 @@ package procedure
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -307,4 +308,33 @@ func TestSubmitFailsWhenInitialWriteFails(t *testing.T) {
 	_, err := m.Submit(t.Context(), testType, args(t, testArgs{Steps: 1}))
 	require.ErrorIs(t, err, kv.ErrUnavailable)
 	require.Empty(t, m.Stats().Active, "the slot is given back")
+}
+
+type codedErr struct{ code uint32 }
+
+func (e codedErr) Error() string { return fmt.Sprintf("coded failure %d", e.code) }
+func (e codedErr) Code() uint32  { return e.code }
+
+// The code of the error that rolled a procedure back is kept beside its text,
+// so a submitter can answer with it (GreptimeDB's status codes for DDL).
+func TestRollbackKeepsErrorCode(t *testing.T) {
+	t.Parallel()
+	h := newHarness()
+	h.step = func(ctx context.Context, label string, step, attempt int) error {
+		if label == "coded" {
+			return fmt.Errorf("prepare: %w", codedErr{code: 4000})
+		}
+		return nil
+	}
+	m := startManager(t, fastOptions(), newStore(), h)
+	info := wait(t, m, submit(t, m, testArgs{Label: "coded", Steps: 2}))
+	require.Equal(t, StateRolledBack, info.State)
+	require.Equal(t, uint32(4000), info.ErrorCode)
+	got, err := m.Get(t.Context(), info.ID)
+	require.NoError(t, err)
+	require.Equal(t, uint32(4000), got.ErrorCode, "the code is persisted, not only in memory")
+
+	plain := wait(t, m, submit(t, m, testArgs{Label: "plain", Steps: 1}))
+	require.Equal(t, StateDone, plain.State)
+	require.Zero(t, plain.ErrorCode)
 }

@@ -48,6 +48,10 @@ type Loader func(data []byte) (Procedure, error)
 type Context struct {
 	// ID is the procedure's id.
 	ID ID
+	// Term is the leader term the manager runs in (see StartTerm), 0 when
+	// started without one. Leader-only state a step uses (a mailbox, a
+	// region keeper) must belong to this term.
+	Term int64
 	// Step counts the steps completed so far (0 during the first step).
 	Step uint64
 	// Attempt counts the failed attempts of the current step or rollback
@@ -149,6 +153,8 @@ type Info struct {
 	Step uint64
 	// Error is the error that made the procedure retry, roll back or fail.
 	Error string
+	// ErrorCode is the code that error carried (see CodedError), 0 if none.
+	ErrorCode uint32
 	// Output is what the procedure returned with Done.
 	Output      []byte
 	LockKeys    []LockKey

@@ -24,6 +24,7 @@ type record struct {
 	State       State           `json:"state"`
 	Step        uint64          `json:"step"`
 	Error       string          `json:"error,omitempty"`
+	ErrorCode   uint32          `json:"error_code,omitempty"`
 	Output      []byte          `json:"output,omitempty"`
 	LockKeys    []LockKey       `json:"lock_keys,omitempty"`
 	SubmittedAt time.Time       `json:"submitted_at"`
@@ -42,6 +43,7 @@ func (r *record) info() Info {
 		State:       r.State,
 		Step:        r.Step,
 		Error:       r.Error,
+		ErrorCode:   r.ErrorCode,
 		Output:      bytes.Clone(r.Output),
 		LockKeys:    append([]LockKey(nil), r.LockKeys...),
 		SubmittedAt: r.SubmittedAt,

@@ -71,9 +71,9 @@ func (r *run) drive(ctx context.Context, e *entry) {
 }
 
 func (r *run) execute(ctx context.Context, e *entry, log *slog.Logger) (*record, error) {
-	pc := &Context{ID: e.id, Step: e.st.rec.Step, Store: r.kv, Logger: log}
+	pc := &Context{ID: e.id, Term: r.term, Step: e.st.rec.Step, Store: r.kv, Logger: log}
 	if e.st.rec.State == StateRollingBack {
-		return r.backward(ctx, e, pc, log, e.st.rec.Error)
+		return r.backward(ctx, e, pc, log, e.st.rec.Error, e.st.rec.ErrorCode)
 	}
 	return r.forward(ctx, e, pc, log)
 }
@@ -109,6 +109,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 				log.Warn("procedure step failed, retrying", "step", steps, "attempt", attempt, "err", err)
 				rec := r.next(e, StateRetrying)
 				rec.Error = r.truncateError(fmt.Sprintf("step %d attempt %d: %v", steps, attempt, err))
+				rec.ErrorCode = ErrorCode(err)
 				if err := r.persist(ctx, e, rec, keepData, nil); err != nil {
 					return r.persistFailed(ctx, e, pc, log, err)
 				}
@@ -122,14 +123,14 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 			} else {
 				err = fmt.Errorf("step %d: %w", steps, err)
 			}
-			return r.backward(ctx, e, pc, log, err.Error())
+			return r.backward(ctx, e, pc, log, err.Error(), ErrorCode(err))
 		}
 		r.m.testSignals.StepExecuted.Signal(stepRun{ID: e.id, Step: steps, Attempt: attempt})
 		steps++
 		attempt = 0
 		if status.done {
 			rec := r.next(e, StateDone)
-			rec.Step, rec.Error, rec.Output = steps, "", status.output
+			rec.Step, rec.Error, rec.ErrorCode, rec.Output = steps, "", 0, status.output
 			if err := r.persist(ctx, e, rec, dropData, nil); err != nil {
 				return r.persistFailed(ctx, e, pc, log, err)
 			}
@@ -138,7 +139,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 		switch {
 		case status.persist:
 			rec := r.next(e, StateRunning)
-			rec.Step, rec.Error = steps, ""
+			rec.Step, rec.Error, rec.ErrorCode = steps, "", 0
 			data, err := dumpJSON(e)
 			if err == nil {
 				err = r.persist(ctx, e, rec, replaceData, data)
@@ -150,7 +151,7 @@ func (r *run) forward(ctx context.Context, e *entry, pc *Context, log *slog.Logg
 			// The step succeeded but asked not to be persisted: record that
 			// the procedure runs again, keeping the last persisted step.
 			rec := r.next(e, StateRunning)
-			rec.Error = ""
+			rec.Error, rec.ErrorCode = "", 0
 			if err := r.persist(ctx, e, rec, keepData, nil); err != nil {
 				return r.persistFailed(ctx, e, pc, log, err)
 			}
@@ -174,17 +175,18 @@ func (r *run) persistFailed(ctx context.Context, e *entry, pc *Context, log *slo
 		return nil, err
 	}
 	log.Error("procedure state cannot be stored, rolling back", "err", err)
-	return r.backward(ctx, e, pc, log, fmt.Sprintf("step %d: %v", pc.Step, err))
+	return r.backward(ctx, e, pc, log, fmt.Sprintf("step %d: %v", pc.Step, err), 0)
 }
 
-// backward rolls the procedure back after cause, retrying a failing
-// rollback, and marks it failed when the rollback cannot succeed.
-func (r *run) backward(ctx context.Context, e *entry, pc *Context, log *slog.Logger, cause string) (*record, error) {
+// backward rolls the procedure back after cause (whose ErrorCode is code),
+// retrying a failing rollback, and marks it failed when the rollback cannot
+// succeed.
+func (r *run) backward(ctx context.Context, e *entry, pc *Context, log *slog.Logger, cause string, code uint32) (*record, error) {
 	cause = r.truncateError(cause)
 	if e.st.rec.State != StateRollingBack {
 		log.Warn("procedure failed, rolling back", "err", cause)
 		rec := r.next(e, StateRollingBack)
-		rec.Error = cause
+		rec.Error, rec.ErrorCode = cause, code
 		if err := r.persist(ctx, e, rec, keepData, nil); err != nil {
 			return nil, r.abandonBackward(log, err)
 		}

@@ -1,5 +1,7 @@
 // Package apierr is the one map from the Go errors of metasrv's core (the
-// sentinels and types of packages kv, election and procedure, and the
+// sentinels and types of packages kv, election and procedure, GreptimeDB
+// status codes (package statuscode, also sent as x-greptime-err-code
+// metadata), and the
 // API-level errors declared here) to what a caller is answered: a gRPC code,
 // a google.rpc.ErrorInfo reason, a message safe to show, and whether the
 // failure is the server's own fault (worth an error log).
@@ -34,6 +36,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/statuscode"
 )
 
 // ResponseTooLargeError is a write that was applied but whose response is
@@ -109,6 +112,9 @@ type Answer struct {
 	// Message is safe to send: it never carries an internal cause (hosts,
 	// SQL, tables), only what the request itself said or what to do.
 	Message string
+	// Greptime is the GreptimeDB status code of a failure that has one
+	// (statuscode.Error), sent in the x-greptime-err-code metadata; 0 if none.
+	Greptime statuscode.Code
 	// Fault is true when the failure is the server's own (INTERNAL, a lost
 	// outcome, the storage backend down): it deserves an error log, which
 	// should carry the original error.
@@ -148,7 +154,13 @@ func Classify(err error) (a Answer, ok bool) {
 	var tooLarge *ResponseTooLargeError
 	var readTooLarge *ReadTooLargeError
 	var invalid *invalidArgumentError
+	var greptime *statuscode.Error
 	switch {
+	case errors.As(err, &greptime):
+		// GreptimeDB's own failures (DDL): their message is built from the
+		// request; Internal-class codes are the server's fault.
+		c := greptime.Status.GRPC()
+		return Answer{Code: c, Message: greptime.Msg, Greptime: greptime.Status, Fault: c == codes.Internal || c == codes.Unknown}, true
 	case errors.As(err, &notLeader):
 		return Answer{Code: codes.Unavailable, Reason: metasrvv1.ReasonNotLeader, Leader: notLeader.Leader,
 			Message: notLeader.Error() + "; send this request to the leader"}, true

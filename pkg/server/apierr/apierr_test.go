@@ -20,6 +20,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
+	"github.com/pgmetasrv/metasrv/pkg/statuscode"
 )
 
 func TestStatusMapping(t *testing.T) {
@@ -242,4 +243,21 @@ func TestHTTPForm(t *testing.T) {
 	require.Contains(t, a.Message, "send this request to the leader")
 	_, ok := apierr.Classify(nil)
 	require.False(t, ok)
+}
+
+// A GreptimeDB failure keeps its status code (for the x-greptime-err-code
+// metadata) and its message, with the gRPC code GreptimeDB pairs with it.
+func TestClassifyGreptimeStatus(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("ddl: %w", statuscode.Errorf(statuscode.TableAlreadyExists, "Table already exists, table: %s", "greptime.public.t"))
+	a, ok := apierr.Classify(err)
+	require.True(t, ok)
+	require.Equal(t, codes.AlreadyExists, a.Code)
+	require.Equal(t, statuscode.TableAlreadyExists, a.Greptime)
+	require.Equal(t, "Table already exists, table: greptime.public.t", a.Message)
+	require.False(t, a.Fault)
+
+	a, _ = apierr.Classify(statuscode.Errorf(statuscode.Unexpected, "region routes are empty"))
+	require.Equal(t, codes.Internal, a.Code)
+	require.True(t, a.Fault)
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
+	"github.com/pgmetasrv/metasrv/pkg/statuscode"
 )
 
 // UnaryServerInterceptor maps every error a handler returns with Status,
@@ -76,9 +77,15 @@ func StreamServerInterceptor(logger *slog.Logger) grpc.StreamServerInterceptor {
 // context ended) is not the server's fault whatever it failed with: it is
 // logged at debug.
 func answer(ctx context.Context, logger *slog.Logger, method string, err error) error {
-	st, fault := Status(err)
-	if st == nil {
+	a, ok := Classify(err)
+	if !ok {
 		return nil
+	}
+	st, fault := a.GRPCStatus(), a.Fault
+	if a.Greptime != 0 {
+		// GreptimeDB's clients read the status code from the answer's
+		// metadata; a trailer reaches them in a trailers-only answer too.
+		_ = grpc.SetTrailer(ctx, statuscode.Metadata(a.Greptime))
 	}
 	if fault && ctx.Err() == nil {
 		logger.ErrorContext(ctx, "request failed", "method", method, "code", st.Code().String(), "err", err)
