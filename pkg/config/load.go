@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
+	"github.com/pgmetasrv/metasrv/pkg/selector"
 )
 
 // EnvPrefix starts every environment variable that sets a key:
@@ -102,6 +103,11 @@ func Load(path string, flags *pflag.FlagSet, environ []string) (Options, error) 
 	// an unknown mode is left for Validate to report.
 	if mode, ok := postgres.CanonicalTLSMode(o.BackendTLS.Mode); ok {
 		o.BackendTLS.Mode = mode
+	}
+	// GreptimeDB's variant names (LoadBased) become the key's spelling
+	// (load_based) likewise.
+	if kind, err := selector.ParseKind(o.Selector); err == nil {
+		o.Selector = string(kind)
 	}
 	return o, nil
 }

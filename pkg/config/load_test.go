@@ -182,8 +182,8 @@ func TestLoadErrors(t *testing.T) {
 			kind: ErrUnknownKey, key: "http_addr",
 		},
 		{
-			name: "unsupported key", file: "selector = \"round_robin\"\n",
-			kind: ErrUnsupportedKey, key: "selector", contains: []string{"selector is not supported by this metasrv"},
+			name: "unsupported key", file: "use_memory_store = true\n",
+			kind: ErrUnsupportedKey, key: "use_memory_store", contains: []string{"use_memory_store is not supported by this metasrv"},
 		},
 		{
 			name: "unsupported table", file: "[wal]\nprovider = \"raft_engine\"\n",

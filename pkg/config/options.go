@@ -13,6 +13,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/selector"
 )
 
 // Backend names accepted by the `backend` key.
@@ -47,6 +48,10 @@ type Options struct {
 	// heartbeat at (datanodes and flownodes every interval, frontends every
 	// six); GreptimeDB's heartbeat_interval.
 	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
+	// Selector picks the datanodes of new regions: round_robin (default),
+	// lease_based or load_based (GreptimeDB's SelectorType, whose variant
+	// names RoundRobin, LeaseBased and LoadBased are accepted too).
+	Selector string `koanf:"selector"`
 
 	Procedure  ProcedureOptions  `koanf:"procedure"`
 	GRPC       GRPCOptions       `koanf:"grpc"`
@@ -157,6 +162,7 @@ func Default() Options {
 		MaxKeySize:         2 * KiB,
 		NodeMaxIdleTime:    24 * time.Hour,
 		HeartbeatInterval:  3 * time.Second,
+		Selector:           string(selector.DefaultKind),
 		Procedure: ProcedureOptions{
 			MaxRetryTimes:        procedure.DefaultMaxRetryTimes,
 			RetryDelay:           procedure.DefaultRetryDelay,

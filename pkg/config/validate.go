@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
+	"github.com/pgmetasrv/metasrv/pkg/selector"
 )
 
 // Validate checks o without side effects and returns the first problem as one
@@ -16,6 +17,7 @@ func (o Options) Validate() error {
 	checks := []func(Options) error{
 		validateStore, validateLimits, validateAddrs, validateTLS,
 		validateServerTLS, validateServerLimits, validateAdminToken, validatePostgres, validateElection, validateLogging,
+		validateSelector,
 	}
 	for _, c := range checks {
 		if err := c(o); err != nil {
@@ -98,6 +100,14 @@ func validateLimits(o Options) error {
 	}
 	if n := int64(o.MaxKeySize) + int64(len(o.StoreKeyPrefix)); n > 2692 { // kv.MaxStoredKeySize
 		return invalid("max_key_size", "%s plus the %d bytes of store_key_prefix is %d bytes, over the 2692 bytes PostgreSQL's B-tree index always accepts", formatValue(o, "max_key_size"), len(o.StoreKeyPrefix), n)
+	}
+	return nil
+}
+
+func validateSelector(o Options) error {
+	if _, err := selector.ParseKind(o.Selector); err != nil {
+		return invalid("selector", "unknown selector %q (expected %s, %s or %s)",
+			o.Selector, selector.KindRoundRobin, selector.KindLeaseBased, selector.KindLoadBased)
 	}
 	return nil
 }

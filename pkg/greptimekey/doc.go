@@ -53,4 +53,22 @@
 // GreptimeDB reads back the same but never writes. Both escape U+2028 and
 // U+2029 the same way (encoding/json always does; serde_json never does),
 // a difference no reader sees.
+//
+// # Table metadata
+//
+// Persistent, written by the DDL procedures (GreptimeDB's key.rs):
+//
+//	__table_name/{catalog}/{schema}/{table}   TableNameValue  {"table_id":1024}
+//	__table_info/{table_id}                   TableInfoValue  {"table_info":{...},"version":0}
+//	__table_route/{table_id}                  TableRouteValue {"type":"physical","region_routes":[...],"max_region_number":0,"version":0}
+//	__dn_table/{datanode_id}/{table_id}       DatanodeTableValue
+//	__table_repart/{table_id}                 (repartitioning only; tombstoned and deleted with the rest)
+//	__topic_region/{topic}/{region_id}        empty value, one per region on a Kafka WAL
+//	__tombstone/{key}                         a dropped table's key, moved with its value
+//
+// Table ids are u32; a region id is the table id in the high 32 bits and
+// the region number in the low 32 (RegionID). Values are stored as the raw
+// serde_json bytes, with no wrapper; GreptimeDB's updates compare-and-put
+// against the bytes they read, so an update must compare against the value
+// as read, never against a re-encoding of it.
 package greptimekey

@@ -33,7 +33,8 @@ type handlerCtx struct {
 	stat *greptimekey.Stat
 }
 
-// defaultHandlers is GreptimeDB's default chain, as far as part 1 goes, in
+// defaultHandlers is GreptimeDB's default chain (HeartbeatHandlerGroupBuilder's
+// add_default_handlers in meta-srv handler.rs), as far as metasrv goes, in
 // its order.
 func defaultHandlers() []handler {
 	datanodes := []metapb.Role{metapb.Role_DATANODE}
@@ -49,6 +50,8 @@ func defaultHandlers() []handler {
 		{name: "collect_datanode_cluster_info", roles: datanodes, handle: collectClusterInfo},
 		{name: "collect_frontend_cluster_info", roles: frontends, handle: collectClusterInfo},
 		{name: "collect_flownode_cluster_info", roles: flownodes, handle: collectClusterInfo},
+		{name: "mailbox", handle: mailboxReply},
+		{name: "region_lease", roles: datanodes, handle: regionLease},
 		{name: "collect_stats", roles: datanodes, handle: collectStats},
 		{name: "remap_flow_peer", roles: flownodes, handle: remapFlowPeer},
 	}
@@ -287,6 +290,35 @@ func envVars(req *metapb.HeartbeatRequest) map[string]string {
 		return ext.Vars
 	}
 	return out
+}
+
+// mailboxReply hands a reply the node sent back to the message waiting for
+// it, and ends the chain: the heartbeat that carries a reply is answered
+// with the header alone, as GreptimeDB's MailboxHandler does.
+func mailboxReply(_ context.Context, hc *handlerCtx) (bool, error) {
+	msg := hc.req.GetMailboxMessage()
+	if msg == nil {
+		return false, nil
+	}
+	if ts := hc.sess.term; ts != nil {
+		ts.mailbox.deliver(hc.sess.svc.log, hc.sess, msg, hc.sess.svc.metrics)
+	}
+	return true, nil
+}
+
+// regionLease asks Options.RegionLeaser for the lease of a datanode's
+// regular heartbeat (one with a stat, as GreptimeDB's RegionLeaseHandler).
+func regionLease(ctx context.Context, hc *handlerCtx) (bool, error) {
+	leaser, ts := hc.sess.svc.opts.RegionLeaser, hc.sess.term
+	if leaser == nil || hc.stat == nil || ts == nil {
+		return false, nil
+	}
+	lease, err := leaser.Lease(ctx, ts.id, ts.store, hc.stat.ID, hc.req)
+	if err != nil {
+		return false, fmt.Errorf("region lease of datanode %d: %w", hc.stat.ID, err)
+	}
+	hc.resp.RegionLease = lease
+	return false, nil
 }
 
 // epochStats are the stats of one datanode's current epoch not written yet.

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	"github.com/pgmetasrv/metasrv/pkg/instruction"
 )
 
 // roles are the roles metrics are broken down by.
@@ -14,15 +15,34 @@ func roles() []metapb.Role {
 }
 
 // metrics count the heartbeats this node answered, by role and outcome
-// (served or not_leader). The counters are resolved once, so a heartbeat
-// pays no label lookup.
+// (served or not_leader), and the mailbox's messages, by instruction and
+// outcome. The counters are resolved once, so a heartbeat or a message pays
+// no label lookup.
 type metrics struct {
 	served, refused map[metapb.Role]prometheus.Counter
 	vec             *prometheus.CounterVec
+
+	mailbox      map[instruction.Kind]*mailboxCounters
+	mailboxVec   *prometheus.CounterVec
+	replyDropped prometheus.Counter
 }
+
+// mailboxCounters are one instruction's outcomes: sent (every message
+// queued for a node's stream), then for Send replied or timed_out, and
+// failed (not sent, or Send's other errors).
+type mailboxCounters struct{ sent, replied, timedOut, failed prometheus.Counter }
 
 func newMetrics() *metrics {
 	m := &metrics{
+		mailbox: make(map[instruction.Kind]*mailboxCounters),
+		mailboxVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metasrv_mailbox_messages_total",
+			Help: "GreptimeDB mailbox messages of this leader, by instruction and outcome (sent: queued for a node's stream; replied, timed_out: of those sent with a reply awaited; failed).",
+		}, []string{"instruction", "outcome"}),
+		replyDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metasrv_mailbox_replies_dropped_total",
+			Help: "Mailbox replies no message waited for (one-way, too late, or from another node), dropped.",
+		}),
 		served:  make(map[metapb.Role]prometheus.Counter),
 		refused: make(map[metapb.Role]prometheus.Counter),
 		vec: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -34,8 +54,19 @@ func newMetrics() *metrics {
 		m.served[r] = m.vec.WithLabelValues(roleLabel(r), "served")
 		m.refused[r] = m.vec.WithLabelValues(roleLabel(r), "not_leader")
 	}
+	for _, k := range instruction.Kinds() {
+		m.mailbox[k] = &mailboxCounters{
+			sent:     m.mailboxVec.WithLabelValues(string(k), "sent"),
+			replied:  m.mailboxVec.WithLabelValues(string(k), "replied"),
+			timedOut: m.mailboxVec.WithLabelValues(string(k), "timed_out"),
+			failed:   m.mailboxVec.WithLabelValues(string(k), "failed"),
+		}
+	}
 	return m
 }
+
+// mailboxOf is kind's counters; every Kind has them (instruction.Kinds).
+func (m *metrics) mailboxOf(k instruction.Kind) *mailboxCounters { return m.mailbox[k] }
 
 func roleLabel(r metapb.Role) string {
 	switch r {
@@ -58,11 +89,11 @@ func (m *metrics) answered(r metapb.Role, notLeader bool) {
 	}
 }
 
-// RegisterMetrics exports the heartbeat counters and, read at scrape time,
+// RegisterMetrics exports the heartbeat and mailbox counters and, read at scrape time,
 // the open sessions of the running term by role
 // (metasrv_heartbeat_sessions).
 func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
-	errs := []error{reg.Register(s.metrics.vec)}
+	errs := []error{reg.Register(s.metrics.vec), reg.Register(s.metrics.mailboxVec), reg.Register(s.metrics.replyDropped)}
 	for _, r := range roles() {
 		errs = append(errs, reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "metasrv_heartbeat_sessions",

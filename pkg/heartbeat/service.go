@@ -42,6 +42,17 @@ type Options struct {
 	ServerAddr func() string
 	// Now is the clock of lease and stat timestamps; nil means time.Now.
 	Now func() time.Time
+	// RegionLeaser grants the region leases of datanode heartbeats; nil
+	// grants none (responses carry no region_lease).
+	RegionLeaser RegionLeaser
+}
+
+// RegionLeaser decides the region lease of a datanode's regular heartbeat
+// (GreptimeDB's RegionLeaseHandler). It is called in term, with the term's
+// fenced store, for the datanode whose stats req carries; a nil lease leaves
+// the response without one, an error is logged and the heartbeat goes on.
+type RegionLeaser interface {
+	Lease(ctx context.Context, term int64, store kv.Backend, datanodeID uint64, req *metapb.HeartbeatRequest) (*metapb.RegionLease, error)
 }
 
 // Service keeps the heartbeat sessions of the term this node leads and runs
@@ -93,6 +104,8 @@ type termState struct {
 	// which empties the in-memory KV (GreptimeDB's on-leader-start reset).
 	infancy atomic.Bool
 
+	mailbox *mailbox
+
 	mu       sync.Mutex
 	ended    bool
 	sessions map[PusherID]*Session
@@ -112,6 +125,7 @@ func (s *Service) Start(_ context.Context, t metasrv.Term) error {
 		flows:    make(map[uint64]uint64),
 	}
 	ts.infancy.Store(true)
+	ts.mailbox = newMailbox(ts)
 	s.mu.Lock()
 	old := s.term
 	s.term = ts
@@ -123,7 +137,8 @@ func (s *Service) Start(_ context.Context, t metasrv.Term) error {
 	return nil
 }
 
-// Stop ends the current term's sessions; safe to call twice.
+// Stop ends the current term's sessions and fails its mailbox's waiters;
+// safe to call twice.
 func (s *Service) Stop() {
 	s.mu.Lock()
 	ts := s.term
@@ -136,8 +151,8 @@ func (s *Service) Stop() {
 	s.log.Info("heartbeat sessions closed", "term", ts.id, "sessions", n)
 }
 
-// end ends every session of the term and refuses new ones; it reports how
-// many it ended.
+// end ends every session of the term, fails every mailbox waiter and
+// refuses new sessions; it reports how many sessions it ended.
 func (ts *termState) end() int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -145,6 +160,7 @@ func (ts *termState) end() int {
 		return 0
 	}
 	ts.ended = true
+	close(ts.mailbox.done)
 	n := len(ts.sessions)
 	for id, sess := range ts.sessions {
 		sess.end()

@@ -3,7 +3,9 @@ package heartbeat
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -26,19 +28,20 @@ type PusherID struct {
 	ID   uint64
 }
 
-func (p PusherID) String() string {
-	var name string
-	switch p.Role {
+func (p PusherID) String() string { return roleName(p.Role) + "-" + strconv.FormatUint(p.ID, 10) }
+
+// roleName is GreptimeDB's name of a role (its Debug form).
+func roleName(r metapb.Role) string {
+	switch r {
 	case metapb.Role_DATANODE:
-		name = "Datanode"
+		return "Datanode"
 	case metapb.Role_FRONTEND:
-		name = "Frontend"
+		return "Frontend"
 	case metapb.Role_FLOWNODE:
-		name = "Flownode"
+		return "Flownode"
 	default:
-		name = p.Role.String()
+		return r.String()
 	}
-	return fmt.Sprintf("%s-%d", name, p.ID)
 }
 
 // Session is one heartbeat stream's registration. Its methods are called by
@@ -50,6 +53,13 @@ type Session struct {
 
 	endOnce sync.Once
 	done    chan struct{}
+
+	// out is the mailbox's outbox (nil while unregistered: nothing is
+	// pushed to a session of no term).
+	out chan *metapb.HeartbeatResponse
+	// addr is the peer address the node last reported, named in the
+	// mailbox's "to".
+	addr atomic.Pointer[string]
 }
 
 // RequestError is a heartbeat the protocol refuses outright (no header, an
@@ -83,6 +93,7 @@ func (s *Service) Open(header *metapb.RequestHeader) (*Session, error) {
 		return sess, nil
 	}
 	sess.term = ts
+	sess.out = make(chan *metapb.HeartbeatResponse, outboxSize)
 	old := ts.sessions[id]
 	ts.sessions[id] = sess
 	ts.mu.Unlock()
@@ -109,6 +120,38 @@ func (ss *Session) Term() int64 {
 func (ss *Session) Done() <-chan struct{} { return ss.done }
 
 func (ss *Session) end() { ss.endOnce.Do(func() { close(ss.done) }) }
+
+// Pushed is the session's outbox: the responses the mailbox pushed to the
+// node, each with an OK header and a mailbox_message. The stream's goroutine
+// sends them between its answers, after asking Deliverable.
+func (ss *Session) Pushed() <-chan *metapb.HeartbeatResponse { return ss.out }
+
+// Deliverable reports whether a pushed response may go out now: the
+// session's term is the one this node trusts it leads and the session has
+// not ended. A deposed leader thereby delivers nothing, not even what was
+// queued before it noticed.
+func (ss *Session) Deliverable() bool { return ss.leads() }
+
+// address is the mailbox's name of the node: "Datanode-7@10.0.0.7:4001".
+func (ss *Session) address() string {
+	addr := ""
+	if p := ss.addr.Load(); p != nil {
+		addr = *p
+	}
+	return ss.id.String() + "@" + addr
+}
+
+// notePeer records the address the node reports, allocating only when it
+// changes.
+func (ss *Session) notePeer(peer *metapb.Peer) {
+	if peer == nil {
+		return
+	}
+	if p := ss.addr.Load(); p == nil || *p != peer.GetAddr() {
+		addr := peer.GetAddr()
+		ss.addr.Store(&addr)
+	}
+}
 
 // Close unregisters the session if it is still the registered one.
 func (ss *Session) Close() {
@@ -153,6 +196,7 @@ func (ss *Session) memory() kv.Backend {
 // GreptimeDB's is. A response whose header says NotLeader must be followed
 // by the end of the stream (see IsNotLeader).
 func (ss *Session) Handle(ctx context.Context, req *metapb.HeartbeatRequest, handshake bool) *metapb.HeartbeatResponse {
+	ss.notePeer(req.GetPeer())
 	hc := &handlerCtx{sess: ss, req: req, now: ss.svc.opts.Now(), resp: &metapb.HeartbeatResponse{}}
 	for _, h := range ss.svc.handlers {
 		if !h.accepts(ss.id.Role) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/ddl"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
@@ -19,6 +20,9 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/kvmetrics"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/region"
+	"github.com/pgmetasrv/metasrv/pkg/regionclient"
+	"github.com/pgmetasrv/metasrv/pkg/selector"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
 	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
@@ -113,25 +117,22 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 			return fmt.Errorf("node: procedure type %q: %w", name, err)
 		}
 	}
-	var err error
-	n.heartbeats, err = heartbeat.New(heartbeat.Options{
-		Logger:     n.base,
-		Interval:   o.HeartbeatInterval,
-		Leading:    n.elector.TrustedTerm,
-		Memory:     func() kv.Backend { return n.core.MemoryBackend() }, // called only once serving
-		ServerAddr: func() string { return n.advertised },
-	})
+	keeper, err := n.buildGreptime()
 	if err != nil {
-		return fmt.Errorf("node: %w", err)
+		return err
 	}
 	d := metasrv.Deps{
 		Logger:  n.base,
 		Elector: n.elector,
 		Addr:    func() string { return n.advertised },
+		// Resumed procedures need the mailbox, the region keeper and the DDL
+		// term, so the procedure manager starts last and stops first.
 		Listeners: []metasrv.Listener{
-			metasrv.ProcedureListener{Manager: n.procedures},
-			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
 			n.heartbeats,
+			keeper,
+			n.ddl,
+			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
+			metasrv.ProcedureListener{Manager: n.procedures},
 		},
 		// n.srv is set before Start, and states change only after it.
 		OnStateChange: func(s metasrv.State) {
@@ -151,6 +152,50 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 		return fmt.Errorf("node: metrics: %w", err)
 	}
 	return nil
+}
+
+// buildGreptime makes GreptimeDB's control plane: the heartbeat service with
+// its region lease decision, and the DDL service with its selector, region
+// keeper and datanode client. It returns the keeper, a listener of its own.
+func (n *Node) buildGreptime() (*region.Keeper, error) {
+	o := n.opts
+	keeper := region.NewKeeper()
+	leases, err := region.NewLeaseDecider(region.LeaseDeciderOptions{
+		Logger: n.base, Keeper: keeper, Routes: region.StoreRoutes, HeartbeatInterval: o.HeartbeatInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.heartbeats, err = heartbeat.New(heartbeat.Options{
+		Logger:       n.base,
+		Interval:     o.HeartbeatInterval,
+		Leading:      n.elector.TrustedTerm,
+		Memory:       func() kv.Backend { return n.core.MemoryBackend() }, // called only once serving
+		ServerAddr:   func() string { return n.advertised },
+		RegionLeaser: leases,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	sel, err := selector.New(o.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("node: selector: %w", err)
+	}
+	n.regions = regionclient.New(n.base)
+	n.ddl, err = ddl.New(ddl.Options{
+		Logger:            n.base,
+		Procedures:        n.procedures,
+		Selector:          sel,
+		Keeper:            keeper,
+		Regions:           n.regions,
+		Caches:            n.heartbeats,
+		HeartbeatInterval: o.HeartbeatInterval,
+		MaxTxnOps:         o.MaxTxnOps,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return keeper, nil
 }
 
 // buildServer makes the gRPC server with its services and interceptors and
@@ -190,10 +235,12 @@ func (n *Node) buildServer(p *parts) error {
 				MaxResponseSize: int(o.GRPC.MaxSendMessageSize),
 			})
 			greptimeapi.Register(g, greptimeapi.Deps{
-				Core:      n.core,
-				Elector:   n.elector,
-				Heartbeat: n.heartbeats,
-				Forward:   n.peers.store,
+				Core:       n.core,
+				Elector:    n.elector,
+				Heartbeat:  n.heartbeats,
+				Forward:    n.peers.store,
+				DDL:        n.ddl,
+				Procedures: n.procedures,
 			})
 		},
 	})

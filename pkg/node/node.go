@@ -14,11 +14,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/ddl"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/regionclient"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 )
 
@@ -61,7 +63,9 @@ type Node struct {
 	procedures *procedure.Manager
 	core       *metasrv.Metasrv
 	heartbeats *heartbeat.Service
-	peers      *peerConns // to the leader, for forwarded writes
+	ddl        *ddl.Service
+	regions    *regionclient.Client // to datanodes, for DDL
+	peers      *peerConns           // to the leader, for forwarded writes
 	srv        *server.Server
 
 	ready  chan struct{}
@@ -247,6 +251,9 @@ func (n *Node) release() {
 	}
 	if n.peers != nil {
 		n.peers.close()
+	}
+	if n.regions != nil {
+		n.regions.Close()
 	}
 	if n.pool != nil {
 		n.pool.Close()

@@ -44,6 +44,9 @@ type Deps struct {
 	// Forward returns a Store client of the leader at addr, for a write that
 	// reached this node while it does not lead.
 	Forward func(ctx context.Context, addr string) (metapb.StoreClient, error)
+	// DDL runs ProcedureService.ddl; Procedures answers query and details.
+	DDL        DDL
+	Procedures Procedures
 }
 
 // Register adds the greptime.v1.meta services to r. The server must chain
@@ -53,6 +56,7 @@ func Register(r grpc.ServiceRegistrar, d Deps) {
 	metapb.RegisterStoreServer(r, &storeService{core: d.Core, forward: d.Forward})
 	metapb.RegisterClusterServer(r, &clusterService{core: d.Core, elector: d.Elector})
 	metapb.RegisterConfigServer(r, configService{})
+	metapb.RegisterProcedureServiceServer(r, &procedureService{core: d.Core, ddl: d.DDL, procs: d.Procedures})
 }
 
 // leads reports whether this node trusts, right now, that it leads.

@@ -40,8 +40,11 @@ func notLeaderStatus(addr string) error {
 
 // Heartbeat serves one node's stream: the handshake (first request) is
 // answered with the heartbeat config, then every request with the chain's
-// response. The stream ends with ABORTED after a NotLeader answer, and when
-// the session's term ends or the node registered again on another stream.
+// response, and between them the responses the mailbox pushes to the node.
+// Only this goroutine sends on the stream, so answers and pushes never
+// interleave. The stream ends with ABORTED after a NotLeader answer, and
+// when the session's term ends or the node registered again on another
+// stream.
 func (s *heartbeatService) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -61,25 +64,7 @@ func (s *heartbeatService) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) er
 	}
 	defer sess.Close()
 
-	// Requests are read on a goroutine of their own, so the end of the
-	// session's term is noticed while the node is between heartbeats. It
-	// ends when the stream does, which returning from this handler causes.
-	reqs := make(chan *metapb.HeartbeatRequest)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream)
 
 	addr := s.core.HeaderInfo().NodeAddr
 	answer := func(req *metapb.HeartbeatRequest, handshake bool) error {
@@ -101,6 +86,15 @@ func (s *heartbeatService) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) er
 			if err := answer(req, false); err != nil {
 				return err
 			}
+		case resp := <-sess.Pushed():
+			// Checked here, not when queued: a leader deposed since then
+			// delivers nothing.
+			if !sess.Deliverable() {
+				continue
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -112,4 +106,28 @@ func (s *heartbeatService) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) er
 			return ctx.Err()
 		}
 	}
+}
+
+// receive reads the stream's requests on a goroutine of their own, so that
+// the end of the session's term, or a pushed message, is acted on while the
+// node is between heartbeats. The goroutine ends with the stream, which
+// returning from the handler causes.
+func receive(ctx context.Context, stream metapb.Heartbeat_HeartbeatServer) (<-chan *metapb.HeartbeatRequest, <-chan error) {
+	reqs := make(chan *metapb.HeartbeatRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reqs, recvErr
 }

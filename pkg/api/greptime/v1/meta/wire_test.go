@@ -14,10 +14,10 @@ import (
 )
 
 // The expectations below are transcribed from greptime-proto 5e35831
-// (proto/greptime/v1/meta/{common,heartbeat,store,cluster,config}.proto), the
-// commit GreptimeDB v1.1.4 pins. They are the wire contract with GreptimeDB
-// nodes: change them only after re-reading the upstream file, never to make
-// an edit of our .proto files pass.
+// (proto/greptime/v1/meta/{common,heartbeat,store,cluster,config,ddl,
+// procedure,route}.proto), the commit GreptimeDB v1.1.4 pins. They are the
+// wire contract with GreptimeDB nodes: change them only after re-reading the
+// upstream file, never to make an edit of our .proto files pass.
 
 const pkg = "greptime.v1.meta."
 
@@ -288,8 +288,83 @@ func TestMessageFields(t *testing.T) {
 				"string payload = 2",
 			},
 		},
+		// Only Partition is declared from route.proto.
+		"greptime/v1/meta/route.proto": {
+			"Partition": {
+				"repeated bytes column_list = 1",
+				"repeated bytes value_list = 2",
+				"string expression = 3",
+			},
+		},
+		"greptime/v1/meta/ddl.proto": {
+			"CreateDatabaseTask": {"greptime.v1.CreateDatabaseExpr create_database = 1"},
+			"CreateTableTask": {
+				"greptime.v1.CreateTableExpr create_table = 1",
+				"repeated greptime.v1.meta.Partition partitions = 2",
+				"bytes table_info = 3",
+			},
+			"DropTableTask":     {"greptime.v1.DropTableExpr drop_table = 1"},
+			"AlterTableTask":    {"greptime.v1.AlterTableExpr alter_table = 1"},
+			"TruncateTableTask": {"greptime.v1.TruncateTableExpr truncate_table = 1"},
+			"DropDatabaseTask":  {"greptime.v1.DropDatabaseExpr drop_database = 1"},
+			// Only the tasks metasrv runs are in the oneof.
+			"DdlTaskRequest": {
+				reqHeader,
+				"greptime.v1.QueryContext query_context = 64",
+				"bool wait = 65",
+				"uint32 timeout_secs = 66",
+				"oneof task: greptime.v1.meta.CreateTableTask create_table_task = 2",
+				"oneof task: greptime.v1.meta.DropTableTask drop_table_task = 3",
+				"oneof task: greptime.v1.meta.AlterTableTask alter_table_task = 4",
+				"oneof task: greptime.v1.meta.TruncateTableTask truncate_table_task = 5",
+				"oneof task: greptime.v1.meta.DropDatabaseTask drop_database_task = 9",
+				"oneof task: greptime.v1.meta.CreateDatabaseTask create_database_task = 10",
+			},
+			"DdlTaskResponse": {
+				respHeader,
+				"greptime.v1.meta.ProcedureId pid = 2",
+				"repeated greptime.v1.TableId table_ids = 5",
+			},
+		},
+		"greptime/v1/meta/procedure.proto": {
+			"ProcedureMeta": {
+				"greptime.v1.meta.ProcedureId id = 1",
+				"string type_name = 2",
+				"greptime.v1.meta.ProcedureStatus status = 3",
+				"int64 start_time_ms = 4",
+				"int64 end_time_ms = 5",
+				"repeated string lock_keys = 6",
+				"string error = 7",
+			},
+			"QueryProcedureRequest": {
+				reqHeader,
+				"greptime.v1.meta.ProcedureId pid = 2",
+			},
+			"ProcedureStateResponse": {
+				respHeader,
+				"greptime.v1.meta.ProcedureStatus status = 2",
+				"string error = 3",
+			},
+			"ProcedureDetailRequest": {reqHeader},
+			"ProcedureDetailResponse": {
+				respHeader,
+				"repeated greptime.v1.meta.ProcedureMeta procedures = 2",
+			},
+		},
 	}
 	for file, msgs := range want {
+		fd, err := protoregistry.GlobalFiles.FindFileByPath(file)
+		require.NoError(t, err, file)
+		var declared, listed []string
+		for i := range fd.Messages().Len() {
+			declared = append(declared, string(fd.Messages().Get(i).Name()))
+		}
+		for name := range msgs {
+			listed = append(listed, name)
+		}
+		// Every message we declare is checked, not only the ones listed.
+		require.ElementsMatch(t, listed, declared, file)
+
 		for name, fields := range msgs {
 			md, ok := lookup(t, name).(protoreflect.MessageDescriptor)
 			require.True(t, ok, "%s is not a message", name)
@@ -310,6 +385,11 @@ func TestEnums(t *testing.T) {
 		// Zero is DATANODE: a header without a role reads as a datanode.
 		"Role":       {"DATANODE = 0", "FRONTEND = 1", "FLOWNODE = 2"},
 		"RegionRole": {"Leader = 0", "Follower = 1", "DowngradingLeader = 2", "StagingLeader = 3"},
+		// Zero is Running: an unset status never reads as done.
+		"ProcedureStatus": {
+			"Running = 0", "Done = 1", "Retrying = 2", "Failed = 3",
+			"PrepareRollback = 4", "RollingBack = 5", "Poisoned = 6",
+		},
 	}
 	for name, values := range want {
 		ed, ok := lookup(t, name).(protoreflect.EnumDescriptor)
@@ -356,6 +436,14 @@ func TestServices(t *testing.T) {
 				"rpc PullConfig(greptime.v1.meta.PullConfigRequest) returns (greptime.v1.meta.PullConfigResponse)",
 			},
 		},
+		// Upstream also has reconcile, migrate, gc_regions and gc_table.
+		"greptime/v1/meta/procedure.proto": {
+			"ProcedureService": {
+				"rpc query(greptime.v1.meta.QueryProcedureRequest) returns (greptime.v1.meta.ProcedureStateResponse)",
+				"rpc ddl(greptime.v1.meta.DdlTaskRequest) returns (greptime.v1.meta.DdlTaskResponse)",
+				"rpc details(greptime.v1.meta.ProcedureDetailRequest) returns (greptime.v1.meta.ProcedureDetailResponse)",
+			},
+		},
 	}
 	stream := func(b bool) string {
 		if b {
@@ -385,6 +473,10 @@ func TestServices(t *testing.T) {
 	require.Equal(t, "/greptime.v1.meta.Store/CompareAndPut", metapb.Store_CompareAndPut_FullMethodName)
 	require.Equal(t, "/greptime.v1.meta.Cluster/MetasrvPeers", metapb.Cluster_MetasrvPeers_FullMethodName)
 	require.Equal(t, "/greptime.v1.meta.Config/PullConfig", metapb.Config_PullConfig_FullMethodName)
+	// Lower case, as upstream declares them.
+	require.Equal(t, "/greptime.v1.meta.ProcedureService/query", metapb.ProcedureService_Query_FullMethodName)
+	require.Equal(t, "/greptime.v1.meta.ProcedureService/ddl", metapb.ProcedureService_Ddl_FullMethodName)
+	require.Equal(t, "/greptime.v1.meta.ProcedureService/details", metapb.ProcedureService_Details_FullMethodName)
 }
 
 // TestHeaderBytes pins the encoding of a NotLeader answer byte by byte, built
