@@ -96,6 +96,7 @@ Errors are one line on stderr and a non-zero exit status.`,
 		newCtlLeaderCommand(o),
 		newCtlMembersCommand(o),
 		newCtlNodesCommand(o),
+		newCtlTableCommand(o),
 		newCtlProcedureCommand(o),
 	)
 	return cmd

@@ -178,6 +178,7 @@ func Register(mux *http.ServeMux, d Deps) error {
 		{http.MethodGet, "/admin/leader", h.leader},
 		{http.MethodGet, "/admin/members", h.members},
 		{http.MethodGet, "/admin/nodes", h.nodes(d.Memory, d.HeartbeatInterval)},
+		{http.MethodGet, "/admin/tables/route", h.tableRoute(d.Memory, d.HeartbeatInterval)},
 		{http.MethodGet, "/admin/maintenance", h.getMaintenance},
 		{http.MethodPost, "/admin/maintenance", h.postMaintenance},
 		{http.MethodPost, "/admin/maintenance/enable", h.setMaintenance(true)},
