@@ -57,10 +57,13 @@ func exists(ctx context.Context, store kv.Backend, key []byte) (bool, error) {
 	return p != nil, nil
 }
 
-// storeError marks a store failure worth retrying (the backend unreachable)
-// as such; a fencing error goes through unchanged, so the procedure stops.
+// storeError marks a store failure worth retrying as such: the backend
+// unreachable, and a write whose outcome is unknown (every step finds out on
+// its next run what its earlier run wrote, so running it again is the only
+// safe way on; rolling back could undo a commit). A fencing error goes
+// through unchanged, so the procedure stops.
 func storeError(err error) error {
-	if errors.Is(err, kv.ErrUnavailable) {
+	if errors.Is(err, kv.ErrUnavailable) || errors.Is(err, kv.ErrOutcomeUnknown) {
 		return procedure.Retryable(err)
 	}
 	return err

@@ -342,5 +342,21 @@ func (p *createTable) Rollback(ctx context.Context, pc *procedure.Context) error
 	if _, err := p.s.termOf(pc.Term); err != nil {
 		return err
 	}
+	if p.data.State == stateCreateMetadata {
+		// The last write's outcome may have been lost: if the table's
+		// metadata is ours, the table exists and its regions must stay.
+		ops, err := p.metadataOps()
+		if err != nil {
+			return err
+		}
+		info, err := kv.Get(ctx, pc.Store, greptimekey.TableInfoKey(p.data.TableInfo.Ident.TableID))
+		if err != nil {
+			return storeError(err)
+		}
+		if info != nil && jsonEqual(info.Value, ops[1].Value) {
+			pc.Logger.Warn("create table failed after its metadata committed; keeping the table", "table", p.name().String())
+			return nil
+		}
+	}
 	return dropRegions(ctx, p.s.opts.Regions, pc.Store, p.data.Routes, false)
 }
