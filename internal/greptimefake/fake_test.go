@@ -78,6 +78,8 @@ type fakeMeta struct {
 	askDelay time.Duration
 	config   *metapb.HeartbeatConfig
 	follower bool // answer every request NotLeader, then ABORTED
+	// lease, if set, makes the region lease of the answer to a later request.
+	lease func(*metapb.HeartbeatRequest) *metapb.RegionLease
 
 	actions    chan string                   // the next later request's fate
 	asks       chan *metapb.RequestHeader    // AskLeader headers
@@ -85,6 +87,8 @@ type fakeMeta struct {
 	requests   chan *metapb.HeartbeatRequest // later requests
 	ends       chan error                    // how each stream's requests ended (io.EOF = CloseSend)
 	encodings  chan [2]string                // {method, grpc-encoding} of each RPC
+	// pushes are sent on the stream after the answer to the next request.
+	pushes chan *metapb.HeartbeatResponse
 }
 
 func newFakeMeta(t *testing.T, config *metapb.HeartbeatConfig) *fakeMeta {
@@ -100,6 +104,7 @@ func newFakeMeta(t *testing.T, config *metapb.HeartbeatConfig) *fakeMeta {
 		requests:   make(chan *metapb.HeartbeatRequest, 1000),
 		ends:       make(chan error, 1000),
 		encodings:  make(chan [2]string, 1000),
+		pushes:     make(chan *metapb.HeartbeatResponse, 100),
 	}
 	f.leaders = []string{f.addr}
 	srv := grpc.NewServer(grpc.StatsHandler(f))
@@ -201,12 +206,15 @@ func (f *fakeMeta) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) error {
 		default:
 		}
 		f.mu.Lock()
-		follower := f.follower
+		follower, lease := f.follower, f.lease
 		f.mu.Unlock()
 		if follower {
 			act = actNotLeader
 		}
 		resp := &metapb.HeartbeatResponse{Header: &metapb.ResponseHeader{ProtocolVersion: 1}}
+		if lease != nil && req.GetMailboxMessage() == nil {
+			resp.RegionLease = lease(req)
+		}
 		switch act {
 		case actNotLeader:
 			return f.notLeader(stream, resp)
@@ -218,7 +226,30 @@ func (f *fakeMeta) Heartbeat(stream metapb.Heartbeat_HeartbeatServer) error {
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+		if err := f.sendPushes(stream); err != nil {
+			return err
+		}
 	}
+}
+
+// sendPushes sends the queued pushes.
+func (f *fakeMeta) sendPushes(stream metapb.Heartbeat_HeartbeatServer) error {
+	for {
+		select {
+		case p := <-f.pushes:
+			if err := stream.Send(p); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+func (f *fakeMeta) setLease(lease func(*metapb.HeartbeatRequest) *metapb.RegionLease) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lease = lease
 }
 
 // stats.Handler: records the grpc-encoding of each incoming RPC.

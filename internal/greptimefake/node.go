@@ -4,8 +4,19 @@
 // metasrv for the leader, opens the Heartbeat stream to it, handshakes, takes
 // the heartbeat config from the handshake response, beats at that interval
 // with the role's request, and on a header error or a broken stream asks for
-// the leader again and reconnects. It holds no regions and answers no mailbox
-// instruction by itself (SendMailboxReply sends one when a test wants it).
+// the leader again and reconnects.
+//
+// Every node records the InvalidateCaches instructions pushed to it
+// (Invalidations) and every mailbox message it gets (Instructions); a
+// datanode records the region leases it is granted (Leases). A datanode
+// with Config.RegionServer is a region server besides: it serves
+// greptime.v1.region.Region at its peer address, holds the regions created
+// and opened there (Regions, RegionEvents), reports them in region_stats,
+// applies the leases (granted roles, closeable regions, and the lease
+// countdown that turns an unrenewed region into a follower) and executes
+// the region instructions of the mailbox with GreptimeDB v1.1.4's replies.
+// Without it a node holds no regions and answers no instruction by itself
+// (SendMailboxReply sends one when a test wants it).
 //
 // It is cheap enough to run ten thousand in one process: per node one
 // goroutine reading the stream (plus the one grpc-go keeps per stream), beats
@@ -29,6 +40,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	regionpb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/region"
+	"github.com/pgmetasrv/metasrv/pkg/instruction"
 )
 
 // Role is the kind of node (the generated enum).
@@ -75,7 +88,8 @@ type Config struct {
 	// ID is the node id of a datanode or flownode (member_id and peer.id).
 	// A frontend sends member_id 0 and peer.id 0 whatever it is.
 	ID uint64
-	// Addr is the node's own advertised address (peer.addr).
+	// Addr is the node's own advertised address (peer.addr); a region
+	// server binds it and advertises the address bound.
 	Addr string
 	// Conns is the shared connection pool; nil = the node makes its own and
 	// closes it on Stop.
@@ -103,6 +117,28 @@ type Config struct {
 	// Latency, if set, is a histogram shared with other nodes that this node
 	// records its request -> response latencies into; nil = its own.
 	Latency *Histogram
+	// EventBuffer is how many unread entries of each kind (RegionEvents,
+	// Leases, Instructions, Invalidations) the node keeps before it drops
+	// the oldest; default 16, 1024 for a region server.
+	EventBuffer int
+
+	// RegionServer makes a datanode a region server (see the package
+	// comment). Start binds greptime.v1.region.Region at Addr (default
+	// 127.0.0.1:0) and the bound address becomes the peer address it
+	// reports (PeerAddr). Datanodes only, and not with RegionStats: the
+	// region_stats are the regions held.
+	RegionServer bool
+	// OnRegionRequest, if set, is called with every region request before
+	// it is executed, on the gRPC call's goroutine; an error is the answer
+	// and the request is not executed (a *statuscode.Error is answered with
+	// its gRPC code and x-greptime-err-code, a status error as it is). It
+	// may block to hold a request back, but must return when ctx ends.
+	OnRegionRequest func(ctx context.Context, req *regionpb.RegionRequest) error
+	// OnInstruction, if set, is called with every region instruction a
+	// region server gets, in the instruction's own goroutine, before it is
+	// executed; what it returns decides what happens (the zero
+	// InstructionAction: execute and answer).
+	OnInstruction func(msg *metapb.MailboxMessage, ins instruction.Instruction) InstructionAction
 }
 
 // Handshake is the signal of one completed handshake.
@@ -137,15 +173,30 @@ type Node struct {
 
 	handshakes chan Handshake
 
+	// What the node records; regions, rs and regionEvents are nil without
+	// Config.RegionServer.
+	regions       *regions
+	rs            *regionServer
+	regionEvents  chan RegionEvent
+	leases        chan *metapb.RegionLease
+	lastLease     atomic.Pointer[metapb.RegionLease]
+	instructions  chan InstructionEvent
+	invalidations chan Invalidation
+	// tasks are the instructions being executed.
+	tasks sync.WaitGroup
+
 	mu      sync.Mutex
 	started bool
 	stopped bool
 	leader  string
 	cur     *session
-	stopCtx context.Context // cancelled by Stop or Start's context
-	stop    context.CancelFunc
-	baseCtx context.Context // Start's values, never cancelled: streams end gracefully
-	done    chan struct{}
+	// established is closed when cur is set, and replaced when it is
+	// cleared: mailbox replies wait on it for a stream.
+	established chan struct{}
+	stopCtx     context.Context // cancelled by Stop or Start's context
+	stop        context.CancelFunc
+	baseCtx     context.Context // Start's values, never cancelled: streams end gracefully
+	done        chan struct{}
 
 	sent, responses, handshakeN, reconnects, notLeader, errs atomic.Uint64
 }
@@ -167,6 +218,23 @@ func New(cfg Config) (*Node, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = BaseHeartbeatInterval
 	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = plainEventBuffer
+		if cfg.RegionServer {
+			cfg.EventBuffer = regionEventBuffer
+		}
+	}
+	if cfg.RegionServer {
+		if cfg.Role != metapb.Role_DATANODE {
+			return nil, fmt.Errorf("greptimefake: a %s cannot be a region server", cfg.Role)
+		}
+		if cfg.RegionStats != nil {
+			return nil, errors.New("greptimefake: RegionStats and RegionServer exclude each other")
+		}
+		if cfg.Addr == "" {
+			cfg.Addr = "127.0.0.1:0"
+		}
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -177,6 +245,15 @@ func New(cfg Config) (*Node, error) {
 		hist:       cfg.Latency,
 		start:      time.Now(),
 		handshakes: make(chan Handshake, handshakeBuffer),
+
+		leases:        make(chan *metapb.RegionLease, cfg.EventBuffer),
+		instructions:  make(chan InstructionEvent, cfg.EventBuffer),
+		invalidations: make(chan Invalidation, cfg.EventBuffer),
+		established:   make(chan struct{}),
+	}
+	if cfg.RegionServer {
+		n.regions = newRegions()
+		n.regionEvents = make(chan RegionEvent, cfg.EventBuffer)
 	}
 	if n.conns == nil {
 		n.conns = NewConns()
@@ -200,8 +277,9 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Start starts the node and returns at once; the node asks for the leader
-// and handshakes in the background (watch Handshakes). It runs until Stop,
+// Start starts the node and returns at once, a region server's listener
+// bound and serving; the node asks for the leader and handshakes in the
+// background (watch Handshakes). It runs until Stop,
 // or until ctx ends (which stops it as Stop does, but Stop must still be
 // called to wait for it and release its connections).
 func (n *Node) Start(ctx context.Context) error {
@@ -213,6 +291,16 @@ func (n *Node) Start(ctx context.Context) error {
 	case n.started:
 		return errors.New("greptimefake: node already started")
 	}
+	if n.cfg.RegionServer {
+		rs, err := n.listenRegions(n.cfg.Addr)
+		if err != nil {
+			return err
+		}
+		n.rs = rs
+		n.peer = &metapb.Peer{Id: n.peer.GetId(), Addr: rs.lis.Addr().String()}
+		n.log = n.log.With("peer_addr", n.peer.GetAddr())
+		go rs.serve(n.log)
+	}
 	n.started = true
 	n.stopCtx, n.stop = context.WithCancel(ctx)
 	n.baseCtx = context.WithoutCancel(ctx)
@@ -223,8 +311,9 @@ func (n *Node) Start(ctx context.Context) error {
 
 // Stop closes the request stream (CloseSend, as dropping GreptimeDB's sender
 // does), waits up to a second for metasrv to end the stream, cancels what is
-// left and returns when the node's goroutines are done. Safe to call twice,
-// and before Start.
+// left and returns when the node's goroutines are done: instructions being
+// executed give up, the region server cancels its calls in flight and
+// closes. Safe to call twice, and before Start.
 func (n *Node) Stop() {
 	n.mu.Lock()
 	first := !n.stopped
@@ -234,6 +323,10 @@ func (n *Node) Stop() {
 	if stop != nil {
 		stop()
 		<-done
+		n.tasks.Wait()
+	}
+	if first && n.rs != nil {
+		n.rs.stop()
 	}
 	if first && n.ownConns {
 		n.conns.Close()
@@ -311,6 +404,9 @@ func (n *Node) run() {
 		retry = durationMs(hs.Config.GetRetryIntervalMs(), "retry_interval_ms", n.log)
 		if n.cfg.Role != metapb.Role_DATANODE || !haveInterval {
 			interval, haveInterval = hb, true
+		}
+		if n.regions != nil {
+			n.regions.startKeeper(hb) // the keeper follows every handshake's interval
 		}
 		n.serve(s, interval, hs)
 		if n.stopCtx.Err() != nil {
@@ -442,12 +538,14 @@ func (n *Node) serve(s *session, interval time.Duration, hs Handshake) {
 	s.begin(interval)
 	n.mu.Lock()
 	n.cur = s
+	close(n.established)
 	n.mu.Unlock()
 	n.signal(hs)
 	defer func() {
 		n.mu.Lock()
 		if n.cur == s {
 			n.cur = nil
+			n.established = make(chan struct{})
 		}
 		n.mu.Unlock()
 		s.end()
@@ -485,23 +583,12 @@ func (n *Node) serve(s *session, interval time.Duration, hs Handshake) {
 			n.log.Warn("heartbeat: error in response header", "leader", s.leader, "code", e.GetCode(), "err_msg", e.GetErrMsg())
 			return
 		}
+		n.handleResponse(resp)
 	}
 }
 
 // signal queues hs for Handshakes, dropping the oldest when full.
-func (n *Node) signal(hs Handshake) {
-	for range 2 {
-		select {
-		case n.handshakes <- hs:
-			return
-		default:
-		}
-		select {
-		case <-n.handshakes:
-		default:
-		}
-	}
-}
+func (n *Node) signal(hs Handshake) { offer(n.handshakes, hs) }
 
 // session is one heartbeat stream.
 type session struct {

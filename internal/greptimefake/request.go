@@ -86,7 +86,10 @@ func nodeInfo(startMs uint64) *metapb.NodeInfo {
 func (n *Node) beat() *metapb.HeartbeatRequest {
 	req := n.base()
 	if n.cfg.Role == metapb.Role_DATANODE {
-		if f := n.cfg.RegionStats; f != nil {
+		switch f := n.cfg.RegionStats; {
+		case n.regions != nil:
+			req.RegionStats = n.regions.stats()
+		case f != nil:
 			req.RegionStats = f()
 		}
 		req.DurationSinceEpoch = uint64(time.Since(n.start).Milliseconds())
