@@ -71,6 +71,10 @@ type termState struct {
 	store    kv.Backend
 	memory   kv.Backend
 	tableIDs *sequence.Sequence
+	// started is when the term began: its in-memory KV knows every live
+	// datanode only once each has heartbeated to it, one datanode lease
+	// window later.
+	started time.Time
 }
 
 var _ metasrv.Listener = (*Service)(nil)
@@ -109,7 +113,7 @@ func (s *Service) Name() string { return "ddl" }
 func (s *Service) Start(_ context.Context, t metasrv.Term) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.term = &termState{id: t.ID, store: t.Store, memory: t.Memory, tableIDs: sequence.NewTableID(t.Store)}
+	s.term = &termState{id: t.ID, store: t.Store, memory: t.Memory, tableIDs: sequence.NewTableID(t.Store), started: time.Now()}
 	return nil
 }
 

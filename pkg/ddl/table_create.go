@@ -3,13 +3,16 @@ package ddl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
 	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
+	"github.com/pgmetasrv/metasrv/pkg/nodelist"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/region"
 	"github.com/pgmetasrv/metasrv/pkg/selector"
@@ -141,14 +144,17 @@ func (p *createTable) prepare(ctx context.Context, pc *procedure.Context, ts *te
 		}
 		return procedure.Status{}, statuscode.Errorf(statuscode.TableAlreadyExists, "Table already exists, table: %s", n)
 	}
+	// The datanodes first: a step retried while none is known yet takes
+	// no table id.
+	peers, err := p.selectDatanodes(ctx, ts)
+	if err != nil {
+		return procedure.Status{}, err
+	}
 	id, err := p.allocateTableID(ctx, ts)
 	if err != nil {
 		return procedure.Status{}, err
 	}
-	routes, err := p.placeRegions(ctx, ts, id)
-	if err != nil {
-		return procedure.Status{}, err
-	}
+	routes := p.placeRegions(peers, id)
 	wal := greptimekey.WALOptions{Provider: greptimekey.WALRaftEngine}
 	if p.data.TableInfo.Meta.Options.SkipWAL {
 		wal.Provider = greptimekey.WALNoop
@@ -188,21 +194,29 @@ func (p *createTable) allocateTableID(ctx context.Context, ts *termState) (uint3
 	return uint32(id), nil
 }
 
-// placeRegions is GreptimeDB's region routes allocator: one region per
-// partition (region 0 alone without partitions), region i on the i-th
-// datanode the selector returns, cycling.
-func (p *createTable) placeRegions(ctx context.Context, ts *termState, tableID uint32) ([]greptimekey.RegionRoute, error) {
-	partitions := p.task.GetPartitions()
-	n := max(len(partitions), 1)
+// selectDatanodes asks the selector for a datanode per region.
+func (p *createTable) selectDatanodes(ctx context.Context, ts *termState) ([]greptimekey.Peer, error) {
+	n := max(len(p.task.GetPartitions()), 1)
 	peers, err := p.s.opts.Selector.Select(ctx, selector.Input{Memory: ts.memory, HeartbeatInterval: p.s.opts.HeartbeatInterval},
 		selector.Options{MinRequiredItems: n, AllowDuplication: true, WorkloadFilter: selector.AcceptIngestWorkload})
-	if err != nil {
-		return nil, err
+	if err == nil && len(peers) == 0 {
+		err = &selector.NotEnoughAvailableError{Required: n}
 	}
-	if len(peers) == 0 {
-		return nil, &selector.NotEnoughAvailableError{Required: n}
+	if errors.Is(err, selector.ErrNotEnoughAvailableDatanodes) && time.Since(ts.started) < nodelist.LeaseWindow(nodelist.RoleDatanode, p.s.opts.HeartbeatInterval) {
+		// A new leader knows the datanodes only from their heartbeats to
+		// it: wait for them (GreptimeDB retries this error too) rather
+		// than refuse a create a failover interrupted.
+		return nil, procedure.Retryable(err)
 	}
-	routes := make([]greptimekey.RegionRoute, n)
+	return peers, err
+}
+
+// placeRegions is GreptimeDB's region routes allocator: one region per
+// partition (region 0 alone without partitions), region i on the i-th
+// datanode the selector returned, cycling.
+func (p *createTable) placeRegions(peers []greptimekey.Peer, tableID uint32) []greptimekey.RegionRoute {
+	partitions := p.task.GetPartitions()
+	routes := make([]greptimekey.RegionRoute, max(len(partitions), 1))
 	for i := range routes {
 		peer := peers[i%len(peers)]
 		routes[i] = greptimekey.RegionRoute{
@@ -213,7 +227,7 @@ func (p *createTable) placeRegions(ctx context.Context, ts *termState, tableID u
 			routes[i].Region.PartitionExpr = partitions[i].GetExpression()
 		}
 	}
-	return routes, nil
+	return routes
 }
 
 // holdRegions registers the leader regions as operating (being created), so
