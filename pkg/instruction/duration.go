@@ -89,4 +89,3 @@ func (d *humanDuration) UnmarshalJSON(data []byte) error {
 	*d = humanDuration(v)
 	return nil
 }
-
