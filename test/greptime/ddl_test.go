@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,28 +25,33 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 )
 
-// trap holds back one CreateRequest: the first of region number `number`
-// of a table id from minTable up. The datanode reports the region it
-// caught, then waits for the test to say whether it executes.
+// trap holds back one region request: the first create (or, with drop,
+// drop) of region number `number` of a table id from minTable up. The
+// datanode reports the region it caught, then waits for the test to say
+// whether it executes.
 type trap struct {
 	mu       sync.Mutex
+	drop     bool
 	minTable uint32
 	number   uint32
 	reached  chan uint64
 	release  chan bool // true: execute it; false: answer UNAVAILABLE
 }
 
-func (tr *trap) arm(minTable, number uint32) (reached <-chan uint64, release chan<- bool) {
+func (tr *trap) arm(drop bool, minTable, number uint32) (reached <-chan uint64, release chan<- bool) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.minTable, tr.number, tr.reached, tr.release = minTable, number, make(chan uint64, 1), make(chan bool, 1)
+	tr.drop, tr.minTable, tr.number, tr.reached, tr.release = drop, minTable, number, make(chan uint64, 1), make(chan bool, 1)
 	return tr.reached, tr.release
 }
 
 func (tr *trap) hook(ctx context.Context, req *regionpb.RegionRequest) error {
 	tr.mu.Lock()
-	id := req.GetCreate().GetRegionId()
-	if req.GetCreate() == nil || tr.reached == nil || greptimekey.RegionTableID(id) < tr.minTable || greptimekey.RegionNumber(id) != tr.number {
+	id, ok := req.GetCreate().GetRegionId(), req.GetCreate() != nil
+	if tr.drop {
+		id, ok = req.GetDrop().GetRegionId(), req.GetDrop() != nil
+	}
+	if !ok || tr.reached == nil || greptimekey.RegionTableID(id) < tr.minTable || greptimekey.RegionNumber(id) != tr.number {
 		tr.mu.Unlock()
 		return nil
 	}
@@ -131,11 +138,11 @@ func scan(t *testing.T, c *proccluster.Cluster, prefix string) []*metapb.KeyValu
 
 // SIGKILL of the leader at three points of CREATE TABLE (its first region's
 // CreateRequest held back and not executed; the second held back and then
-// executed; that one executed while the leader dies): after failover the
-// frontend's retried DDL answers one table, every region a datanode holds
-// belongs to a table's route on that datanode, every routed region exists,
-// and no table id was handed out twice.
-func TestCreateTableSurvivesLeaderKill(t *testing.T) {
+// executed; that one executed while the leader dies) and at one of DROP
+// TABLE: after failover the frontend's retried DDL answers, every region a
+// datanode holds belongs to a table's route on that datanode, every routed
+// region exists, no table id was handed out twice, and no tombstone is left.
+func TestDDLSurvivesLeaderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three metasrv processes")
 	}
@@ -167,6 +174,43 @@ func TestCreateTableSurvivesLeaderKill(t *testing.T) {
 		next = id + 1
 	}
 	requireNoOrphans(t, c, datanodes, ids)
+
+	// DROP TABLE, the leader killed at a region's DropRequest (after the
+	// metadata went to tombstones and the caches were invalidated): the
+	// resumed drop finishes, and the frontend's retry finds nothing.
+	first := slices.Min(slices.Collect(maps.Keys(ids)))
+	dropThroughKill(t, c, fe, tr, ids[first], first)
+	delete(ids, first)
+	requireNoOrphans(t, c, datanodes, ids)
+	require.Empty(t, scan(t, c, greptimekey.TombstonePrefix), "no tombstone is left")
+}
+
+// dropThroughKill drops table name (id), SIGKILLing the leader when its
+// region 1's DropRequest reaches the datanode, and retries the drop with IF
+// EXISTS on the new leader.
+func dropThroughKill(t *testing.T, c *proccluster.Cluster, fe ddlFrontend, tr *trap, name string, id uint32) {
+	t.Helper()
+	reached, release := tr.arm(true, id, 1)
+	leaderAddr := leaderOf(t, fe)
+	first := make(chan error, 1)
+	go func() {
+		conn, err := c.Node(leaderAddr).Conn()
+		if err == nil {
+			_, err = metapb.NewProcedureServiceClient(conn).Ddl(t.Context(), greptimeddl.DropTable("greptime", "public", name, id, false))
+		}
+		first <- err
+	}()
+	select {
+	case <-reached:
+	case <-time.After(failoverTimeout):
+		t.Fatalf("the drop of %s never reached a datanode", name)
+	}
+	require.NoError(t, c.Node(leaderAddr).Kill())
+	release <- false
+	t.Logf("%s: SIGKILLed the leader %s at region 1's DropRequest; first call: %v", name, leaderAddr, <-first)
+	require.NoError(t, c.Node(leaderAddr).Start())
+	fe.ddl(t, greptimeddl.DropTable("greptime", "public", name, id, true))
+	require.NoError(t, c.Node(leaderAddr).WaitServing(t.Context(), startTimeout))
 }
 
 func waitFirstLease(t *testing.T, dn *greptimefake.Node) {
@@ -185,7 +229,7 @@ func waitFirstLease(t *testing.T, dn *greptimefake.Node) {
 func createThroughKill(t *testing.T, c *proccluster.Cluster, fe ddlFrontend, tr *trap, name string, minTable, region uint32, execute bool) uint32 {
 	t.Helper()
 	tbl := greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: name, Partitions: 2}
-	reached, release := tr.arm(minTable, region)
+	reached, release := tr.arm(false, minTable, region)
 	leaderAddr := leaderOf(t, fe)
 	first := make(chan error, 1)
 	go func() {
