@@ -14,5 +14,6 @@ func newBenchCommand(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(newBenchKVCommand(a))
 	cmd.AddCommand(newBenchHeartbeatCommand(a))
+	cmd.AddCommand(newBenchDDLCommand(a))
 	return cmd
 }
