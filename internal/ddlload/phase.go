@@ -44,7 +44,7 @@ func (t *tally) fail(err error) {
 func runPhase(ctx context.Context, cfg Config, c *client, spec phaseSpec) (Phase, error) {
 	notLeader0, retries0 := c.notLeader.Load(), c.retries.Load()
 	cpu := startCPU(ctx, cfg.Metrics)
-	self0, haveSelf := selfCPU()
+	self0, haveSelf := loadgen.SelfCPU()
 	t := &tally{byLabel: map[string]uint64{}}
 	var next atomic.Int64
 	workers := max(min(cfg.Clients, spec.n), 1)
@@ -85,7 +85,7 @@ func runPhase(ctx context.Context, cfg Config, c *client, spec phaseSpec) (Phase
 		Seconds: elapsed.Seconds(), Latency: latencyOf(&all),
 	}
 	p.PerSec = float64(p.Succeeded) / elapsed.Seconds()
-	if self1, ok := selfCPU(); ok && haveSelf {
+	if self1, ok := loadgen.SelfCPU(); ok && haveSelf {
 		s := (self1 - self0).Seconds()
 		p.LoadCPU = &LoadCPU{Seconds: s, Cores: s / elapsed.Seconds()}
 	}

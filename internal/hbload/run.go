@@ -185,7 +185,7 @@ func firstWarning(w string) string {
 // second, and the counters and timed beats of the window are taken.
 func (f *fleet) measure(ctx context.Context) (Window, *LoadCPU, error) {
 	before := f.counters()
-	cpu0, haveCPU := selfCPU()
+	cpu0, haveCPU := loadgen.SelfCPU()
 	begin := time.Now()
 	f.openWindow(begin)
 	end := time.NewTimer(f.cfg.Duration)
@@ -214,7 +214,7 @@ loop:
 	lat := f.closeWindow()
 	elapsed := time.Since(begin)
 	var load *LoadCPU
-	if cpu1, ok := selfCPU(); ok && haveCPU {
+	if cpu1, ok := loadgen.SelfCPU(); ok && haveCPU {
 		load = &LoadCPU{Seconds: (cpu1 - cpu0).Seconds(), Cores: (cpu1 - cpu0).Seconds() / elapsed.Seconds()}
 	}
 	after := f.counters()

@@ -1,15 +1,15 @@
 //go:build unix
 
-package hbload
+package loadgen
 
 import (
 	"syscall"
 	"time"
 )
 
-// selfCPU is this process's CPU time so far (user + system), false where
+// SelfCPU is this process's CPU time so far (user + system), false where
 // it cannot be read.
-func selfCPU() (time.Duration, bool) {
+func SelfCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package hbload
-
-import "time"
-
-// selfCPU is not measured on this OS.
-func selfCPU() (time.Duration, bool) { return 0, false }
