@@ -34,17 +34,22 @@ type fakeRegions struct {
 	mu   sync.Mutex
 	reqs map[string][]*regionpb.RegionRequest // by address
 	hook func(ctx context.Context, addr string, req *regionpb.RegionRequest) error
+	// reply, when set, builds the answer to a request the hook let through.
+	reply func(addr string, req *regionpb.RegionRequest) *regionpb.RegionResponse
 }
 
 func (f *fakeRegions) Handle(ctx context.Context, addr string, req *regionpb.RegionRequest) (*regionpb.RegionResponse, error) {
 	f.mu.Lock()
 	f.reqs[addr] = append(f.reqs[addr], req)
-	hook := f.hook
+	hook, reply := f.hook, f.reply
 	f.mu.Unlock()
 	if hook != nil {
 		if err := hook(ctx, addr, req); err != nil {
 			return nil, err
 		}
+	}
+	if reply != nil {
+		return reply(addr, req), nil
 	}
 	return &regionpb.RegionResponse{}, nil
 }

@@ -1,7 +1,8 @@
 // Package ddl runs GreptimeDB's DDL (GreptimeDB v1.1.4's ddl_manager and
 // ddl/*.rs) on metasrv's durable procedure manager: CREATE and DROP
-// DATABASE, CREATE and DROP TABLE for physical (mito) tables, as a
-// GreptimeDB frontend submits them through ProcedureService.ddl.
+// DATABASE; CREATE, DROP and TRUNCATE TABLE and ALTER TABLE (add columns,
+// drop columns, rename) for physical (mito) tables, as a GreptimeDB
+// frontend submits them through ProcedureService.ddl.
 //
 // # Who runs what
 //
@@ -58,6 +59,34 @@
 //	  The cursor takes the database's first remaining table and persists it;
 //	  the executor deletes its metadata outright (no tombstones, as
 //	  GreptimeDB), broadcasts, and drops its regions. There is no rollback.
+//
+//	ALTER TABLE  prepare -> submit_alter_region_requests -> update_metadata
+//	             -> invalidate_table_cache   (a rename skips the regions)
+//	  The table id is read when the task is submitted, so the procedure
+//	  locks it (and a rename the new name). prepare refuses a taken new
+//	  name, a missing or logical table, and any alter GreptimeDB's
+//	  TableMeta builder refuses; it persists the table info bytes it read
+//	  and the new info it built (updated_on included), so a resumed update
+//	  writes the same value. A kind, data type or default value metasrv
+//	  does not write byte for byte is refused as Unsupported before
+//	  anything changes. The regions step sends every leader region its
+//	  AlterRequest again on a new leader (a datanode applies an alter once;
+//	  the column ids come from the persisted info, so they are the same);
+//	  update_metadata compares the info with the bytes read and puts
+//	  version+1 (a rename moves the __table_name key in the same
+//	  transaction), and finding its own value counts as done. The broadcast
+//	  names the old name and the id. No region is held in the keeper (as
+//	  GreptimeDB). Rollback undoes nothing: the alter ends rolled back if
+//	  nothing changed (a refusal in prepare, every datanode refusing) and
+//	  failed, for an operator, once some region or the metadata may have
+//	  (GreptimeDB poisons the table); a rollback resumed by a new leader
+//	  assumes the regions may have changed.
+//
+//	TRUNCATE TABLE  prepare -> datanode_truncate_regions
+//	  One TruncateRequest per leader region (all, or the time ranges
+//	  asked); no key changes, nothing is invalidated or held. A new leader
+//	  sends the requests again, which truncating twice tolerates; there is
+//	  nothing to roll back.
 //
 // # Failures
 //

@@ -96,6 +96,8 @@ func New(o Options) (*Service, error) {
 		typeDropDatabase:   s.loadDropDatabase,
 		typeCreateTable:    s.loadCreateTable,
 		typeDropTable:      s.loadDropTable,
+		typeAlterTable:     s.loadAlterTable,
+		typeTruncateTable:  s.loadTruncateTable,
 	}
 	for name, l := range loaders {
 		if err := o.Procedures.RegisterLoader(name, l); err != nil {
@@ -141,7 +143,7 @@ func (s *Service) termOf(id int64) (*termState, error) {
 // procedure refused (the table exists, the database is missing) fails with a
 // *statuscode.Error carrying GreptimeDB's code.
 func (s *Service) Submit(ctx context.Context, req *metapb.DdlTaskRequest) (procedure.ID, []uint32, error) {
-	p, err := s.procedureFor(req)
+	p, err := s.procedureFor(ctx, req)
 	if err != nil {
 		return "", nil, err
 	}
@@ -170,7 +172,7 @@ func (s *Service) Submit(ctx context.Context, req *metapb.DdlTaskRequest) (proce
 }
 
 // procedureFor builds the procedure of req's task.
-func (s *Service) procedureFor(req *metapb.DdlTaskRequest) (procedure.Procedure, error) {
+func (s *Service) procedureFor(ctx context.Context, req *metapb.DdlTaskRequest) (procedure.Procedure, error) {
 	switch t := req.GetTask().(type) {
 	case *metapb.DdlTaskRequest_CreateDatabaseTask:
 		return s.newCreateDatabase(t.CreateDatabaseTask.GetCreateDatabase())
@@ -180,7 +182,11 @@ func (s *Service) procedureFor(req *metapb.DdlTaskRequest) (procedure.Procedure,
 		return s.newCreateTable(t.CreateTableTask)
 	case *metapb.DdlTaskRequest_DropTableTask:
 		return s.newDropTable(t.DropTableTask.GetDropTable())
+	case *metapb.DdlTaskRequest_AlterTableTask:
+		return s.newAlterTable(ctx, t.AlterTableTask)
+	case *metapb.DdlTaskRequest_TruncateTableTask:
+		return s.newTruncateTable(t.TruncateTableTask.GetTruncateTable())
 	default:
-		return nil, statuscode.Errorf(statuscode.Unsupported, "Unsupported operation: DDL task %T; metasrv runs create/drop database and create/drop table", t)
+		return nil, statuscode.Errorf(statuscode.Unsupported, "Unsupported operation: DDL task %T; metasrv runs create/drop database, create/drop/truncate table and alter table (add/drop columns, rename)", t)
 	}
 }
