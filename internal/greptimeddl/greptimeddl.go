@@ -112,3 +112,39 @@ func DropDatabase(catalog, schema string, ifExists bool) *metapb.DdlTaskRequest 
 		CatalogName: catalog, SchemaName: schema, DropIfExists: ifExists,
 	}})
 }
+
+func alter(catalog, schema, table string) *greptimepb.AlterTableExpr {
+	return &greptimepb.AlterTableExpr{CatalogName: catalog, SchemaName: schema, TableName: table}
+}
+
+func alterRequest(e *greptimepb.AlterTableExpr) *metapb.DdlTaskRequest {
+	req := request(&metapb.CreateDatabaseTask{})
+	req.Task = &metapb.DdlTaskRequest_AlterTableTask{AlterTableTask: &metapb.AlterTableTask{AlterTable: e}}
+	return req
+}
+
+// AddFieldColumn is ALTER TABLE ... ADD COLUMN name DOUBLE (a nullable
+// field, at the end).
+func AddFieldColumn(catalog, schema, table, name string) *metapb.DdlTaskRequest {
+	e := alter(catalog, schema, table)
+	e.Kind = &greptimepb.AlterTableExpr_AddColumns{AddColumns: &greptimepb.AddColumns{AddColumns: []*greptimepb.AddColumn{{
+		ColumnDef: &greptimepb.ColumnDef{Name: name, DataType: greptimepb.ColumnDataType_FLOAT64, IsNullable: true, SemanticType: greptimepb.SemanticType_FIELD},
+	}}}}
+	return alterRequest(e)
+}
+
+// RenameTable is ALTER TABLE ... RENAME to.
+func RenameTable(catalog, schema, table, to string) *metapb.DdlTaskRequest {
+	e := alter(catalog, schema, table)
+	e.Kind = &greptimepb.AlterTableExpr_RenameTable{RenameTable: &greptimepb.RenameTable{NewTableName: to}}
+	return alterRequest(e)
+}
+
+// TruncateTable is TRUNCATE TABLE for table id.
+func TruncateTable(catalog, schema, table string, id uint32) *metapb.DdlTaskRequest {
+	req := request(&metapb.CreateDatabaseTask{})
+	req.Task = &metapb.DdlTaskRequest_TruncateTableTask{TruncateTableTask: &metapb.TruncateTableTask{TruncateTable: &greptimepb.TruncateTableExpr{
+		CatalogName: catalog, SchemaName: schema, TableName: table, TableId: &greptimepb.TableId{Id: id},
+	}}}
+	return req
+}

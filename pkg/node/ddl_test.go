@@ -126,8 +126,9 @@ func (c *ddlCluster) value(t *testing.T, key []byte) string {
 // A frontend creates a database and a two-region table through
 // ProcedureService.ddl: each datanode gets its region's CreateRequest, the
 // keys hold GreptimeDB's JSON, the datanodes' next heartbeats get a leader
-// lease on their region and a region no route gives them is closeable; the
-// drop reverses all of it and tells the frontend to forget the table.
+// lease on their region and a region no route gives them is closeable;
+// truncate, alter and rename reach the regions and the keys; the drop
+// reverses all of it and tells the frontend to forget the table.
 func TestGreptimeDDLEndToEnd(t *testing.T) {
 	t.Parallel()
 	c := startDDLCluster(t)
@@ -166,12 +167,30 @@ func TestGreptimeDDLEndToEnd(t *testing.T) {
 	}
 	c.strayRegionIsClosed(t)
 
-	pid := c.ddl(t, greptimeddl.DropTable("greptime", "metrics", "cpu", id, false)).GetPid()
+	// TRUNCATE reaches every region; ALTER adds a column on every region
+	// and in the table info; RENAME moves the name key.
+	c.ddl(t, greptimeddl.TruncateTable("greptime", "metrics", "cpu", id))
+	for r, dn := range leaders {
+		waitRegionEvent(t, dn, greptimefake.RegionTruncate, r)
+	}
+	c.ddl(t, greptimeddl.AddFieldColumn("greptime", "metrics", "cpu", "idle"))
+	for r, dn := range leaders {
+		waitRegionEvent(t, dn, greptimefake.RegionAlter, r)
+	}
+	info, err = greptimekey.Decode[greptimekey.TableInfoValue]([]byte(c.value(t, greptimekey.TableInfoKey(id))))
+	require.NoError(t, err)
+	require.Equal(t, []string{"host", "ts", "usage", "idle"}, info.TableInfo.Meta.ColumnNames())
+	require.EqualValues(t, 1, info.Version)
+	c.ddl(t, greptimeddl.RenameTable("greptime", "metrics", "cpu", "cpu_v2"))
+	require.Empty(t, c.value(t, greptimekey.TableNameKey("greptime", "metrics", "cpu")))
+	require.JSONEq(t, fmt.Sprintf(`{"table_id":%d}`, id), c.value(t, greptimekey.TableNameKey("greptime", "metrics", "cpu_v2")))
+
+	pid := c.ddl(t, greptimeddl.DropTable("greptime", "metrics", "cpu_v2", id, false)).GetPid()
 	for r, dn := range leaders {
 		waitRegionEvent(t, dn, greptimefake.RegionDrop, r)
 	}
 	c.frontendForgets(t, id)
-	for _, k := range [][]byte{greptimekey.TableNameKey("greptime", "metrics", "cpu"), greptimekey.TableInfoKey(id), greptimekey.TableRouteKey(id)} {
+	for _, k := range [][]byte{greptimekey.TableNameKey("greptime", "metrics", "cpu_v2"), greptimekey.TableInfoKey(id), greptimekey.TableRouteKey(id)} {
 		require.Empty(t, c.value(t, k), "%s", k)
 	}
 	state, err := c.procs.Query(ctx, &metapb.QueryProcedureRequest{Header: header(metapb.Role_FRONTEND, 0), Pid: pid})
