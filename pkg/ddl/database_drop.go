@@ -72,6 +72,12 @@ func (s *Service) loadDropDatabase(raw []byte) (procedure.Procedure, error) {
 	if err := json.Unmarshal(raw, &p.data); err != nil {
 		return nil, fmt.Errorf("drop database state: %w", err)
 	}
+	if p.data.State == stateDropTarget && p.data.Target != nil {
+		// Held again before the term's leases are decided, as a drop table.
+		if g, err := hold(p.s.opts.Keeper, p.data.Target.Routes); err == nil {
+			p.guards = g
+		}
+	}
 	return p, nil
 }
 

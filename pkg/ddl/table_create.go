@@ -93,6 +93,12 @@ func (s *Service) loadCreateTable(raw []byte) (procedure.Procedure, error) {
 	if p.data.TableInfo == nil {
 		return nil, fmt.Errorf("create table state has no table_info")
 	}
+	if p.data.State != statePrepare {
+		// A resumed create holds its regions before the term's leases can
+		// close them (GreptimeDB's recover); a failure here is met again,
+		// and reported, by the step.
+		_ = p.holdRegions()
+	}
 	return p, nil
 }
 

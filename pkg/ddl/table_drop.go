@@ -75,6 +75,12 @@ func (s *Service) loadDropTable(raw []byte) (procedure.Procedure, error) {
 	if err := json.Unmarshal(raw, &p.data); err != nil {
 		return nil, fmt.Errorf("drop table state: %w", err)
 	}
+	switch p.data.State {
+	case stateDeleteMetadata, stateInvalidateCache, stateDropRegions:
+		// GreptimeDB's recover: the dropping regions are held again before
+		// the term's leases are decided; a failure is met again by the step.
+		_ = p.hold()
+	}
 	return p, nil
 }
 

@@ -133,6 +133,9 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 			n.ddl,
 			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
 			metasrv.ProcedureListener{Manager: n.procedures},
+			// After the manager: the resumed procedures hold their regions
+			// again, so a region no route gives a datanode may be closed.
+			keeper.RecoveryListener(),
 		},
 		// n.srv is set before Start, and states change only after it.
 		OnStateChange: func(s metasrv.State) {

@@ -29,6 +29,10 @@ type Keeper struct {
 	mu      sync.Mutex
 	term    int64 // the running term, 0 for none
 	regions map[operatingKey]*Guard
+	// recovered is set once the term's unfinished procedures were loaded
+	// and took their holds again (MarkRecovered): before that, a region
+	// without a route may be one a resumed procedure is about to hold.
+	recovered bool
 }
 
 type operatingKey struct{ datanodeID, regionID uint64 }
@@ -50,9 +54,45 @@ func (k *Keeper) Start(_ context.Context, t metasrv.Term) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.term = t.ID
+	k.recovered = false
 	clear(k.regions)
 	return nil
 }
+
+// MarkRecovered records that term's resumed procedures hold their regions
+// again; see Recovered.
+func (k *Keeper) MarkRecovered(term int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.term == term {
+		k.recovered = true
+	}
+}
+
+// Recovered reports whether the keeper runs term and its resumed
+// procedures hold their regions: only then is a region that no route and no
+// hold gives a datanode known to be nobody's (closeable).
+func (k *Keeper) Recovered(term int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.term == term && k.recovered
+}
+
+// RecoveryListener is the leadership listener that marks the keeper
+// recovered; it goes after the procedure manager, whose Start loads the
+// unfinished procedures (their loaders take their holds again).
+func (k *Keeper) RecoveryListener() metasrv.Listener { return recoveryListener{k: k} }
+
+type recoveryListener struct{ k *Keeper }
+
+func (recoveryListener) Name() string { return "region_keeper_recovered" }
+
+func (l recoveryListener) Start(_ context.Context, t metasrv.Term) error {
+	l.k.MarkRecovered(t.ID)
+	return nil
+}
+
+func (recoveryListener) Stop() {}
 
 // Stop ends the term: every registration is dropped, and the guards still
 // held release nothing. Safe to call twice and before Start.
@@ -60,6 +100,7 @@ func (k *Keeper) Stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.term = 0
+	k.recovered = false
 	clear(k.regions)
 }
 

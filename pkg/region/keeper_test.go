@@ -14,8 +14,28 @@ func startedKeeper(t *testing.T, term int64) *Keeper {
 	t.Helper()
 	k := NewKeeper()
 	require.NoError(t, k.Start(context.Background(), metasrv.Term{ID: term}))
+	k.MarkRecovered(term)
 	t.Cleanup(k.Stop)
 	return k
+}
+
+// A term's keeper is recovered only once its recovery listener ran (after
+// the procedure manager), and only for that term.
+func TestKeeperRecovery(t *testing.T) {
+	t.Parallel()
+	k := NewKeeper()
+	require.False(t, k.Recovered(0))
+	require.NoError(t, k.Start(context.Background(), metasrv.Term{ID: 7}))
+	require.False(t, k.Recovered(7), "not before the procedures were loaded")
+	k.MarkRecovered(6)
+	require.False(t, k.Recovered(7), "another term's mark counts for nothing")
+	require.NoError(t, k.RecoveryListener().Start(context.Background(), metasrv.Term{ID: 7}))
+	require.True(t, k.Recovered(7))
+	require.False(t, k.Recovered(8))
+	require.NoError(t, k.Start(context.Background(), metasrv.Term{ID: 8}))
+	require.False(t, k.Recovered(8), "every term starts unrecovered")
+	k.Stop()
+	require.False(t, k.Recovered(8))
 }
 
 // region_keeper.rs test_opening_region_keeper.

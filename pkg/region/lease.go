@@ -132,6 +132,10 @@ func (d *LeaseDecider) Lease(ctx context.Context, term int64, store kv.Backend, 
 		LeaseSeconds:       d.leaseSeconds,
 		CloseableRegionIds: []uint64{},
 	}
+	// Until the term's resumed procedures hold their regions again, a region
+	// without a route may be one of theirs (a create that a leader change
+	// interrupted): it gets no lease, but is not closed either.
+	closing := d.keeper.Recovered(term)
 	seen := make(map[uint64]bool, len(reported))
 	for _, r := range reported {
 		id := r.GetRegionId()
@@ -141,7 +145,9 @@ func (d *LeaseDecider) Lease(ctx context.Context, term int64, store kv.Backend, 
 		seen[id] = true
 		role, ok := d.grant(placements, operating, datanodeID, id, r.GetRole())
 		if !ok {
-			lease.CloseableRegionIds = append(lease.CloseableRegionIds, id)
+			if closing {
+				lease.CloseableRegionIds = append(lease.CloseableRegionIds, id)
+			}
 			continue
 		}
 		lease.Regions = append(lease.Regions, &metapb.GrantedRegion{RegionId: id, Role: role})

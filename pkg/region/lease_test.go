@@ -12,6 +12,7 @@ import (
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/memkv"
+	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 )
 
 // fakeRoutes serves fixed placements and records what it was asked.
@@ -146,6 +147,20 @@ func TestLeaseClosesRegionsOfUnknownTables(t *testing.T) {
 	require.Empty(t, l.GetRegions())
 	require.Equal(t, []uint64{RegionID(1024, 1), RegionID(1024, 2)}, l.GetCloseableRegionIds())
 	require.Equal(t, [][]uint32{{1024}}, f.routes.asked, "one read per table")
+}
+
+// Before a new term's resumed procedures hold their regions again, a region
+// nobody routes is not closed: it may be one a resumed create is making.
+func TestLeaseClosesNothingBeforeRecovery(t *testing.T) {
+	t.Parallel()
+	f := newLeaseFixture(t, nil)
+	require.NoError(t, f.keeper.Start(context.Background(), metasrv.Term{ID: 1})) // the term starts again, unrecovered
+	l := f.lease(t, 1, reported{RegionID(1024, 1), roleLeader})
+	require.Empty(t, l.GetRegions())
+	require.Empty(t, l.GetCloseableRegionIds())
+	f.keeper.MarkRecovered(1)
+	l = f.lease(t, 1, reported{RegionID(1024, 1), roleLeader})
+	require.Equal(t, []uint64{RegionID(1024, 1)}, l.GetCloseableRegionIds())
 }
 
 // lease_keeper.rs test_renew_region_leases_basic and test_collect_metadata.
@@ -312,7 +327,8 @@ func TestLeaseIgnoresOtherTermsOperatingRegions(t *testing.T) {
 	require.NoError(t, err)
 	l, err := f.decider.Lease(context.Background(), 2, f.store, 1, heartbeat(1, reported{id, roleLeader}))
 	require.NoError(t, err)
-	require.Equal(t, []uint64{id}, l.GetCloseableRegionIds())
+	require.Empty(t, l.GetRegions(), "term 1's hold gives term 2 nothing")
+	require.Empty(t, l.GetCloseableRegionIds(), "and a keeper that does not run term 2 cannot say the region is nobody's")
 }
 
 func TestLeaseSeconds(t *testing.T) {
