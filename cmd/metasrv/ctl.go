@@ -98,6 +98,7 @@ Errors are one line on stderr and a non-zero exit status.`,
 		newCtlNodesCommand(o),
 		newCtlTableCommand(o),
 		newCtlProcedureCommand(o),
+		newCtlRegionCommand(o),
 	)
 	return cmd
 }

@@ -255,7 +255,7 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	misspelt := writeConfig(t, "[grpc]\nbind_adr = \"127.0.0.1:3002\"\n")
 	badDuration := writeConfig(t, "[procedure]\nretry_delay = \"5 parsecs\"\n")
-	unsupported := writeConfig(t, "enable_region_failover = true\n")
+	unsupported := writeConfig(t, "enable_telemetry = true\n")
 	tests := []struct {
 		name string
 		env  []string
@@ -264,7 +264,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"misspelt key", nil, []string{"start", "--config", misspelt}, []string{`unknown key "grpc.bind_adr"`, misspelt}},
 		{"misspelt env", []string{"METASRV_HTTP__ADR=x"}, []string{"start"}, []string{`unknown key "http.adr"`, "METASRV_HTTP__ADR"}},
-		{"unsupported key", nil, []string{"config", "--config", unsupported}, []string{"enable_region_failover is not supported by this metasrv"}},
+		{"unsupported key", nil, []string{"config", "--config", unsupported}, []string{"enable_telemetry is not supported by this metasrv"}},
 		{"malformed duration", nil, []string{"start", "--config", badDuration}, []string{"procedure.retry_delay", "invalid duration"}},
 		{"unknown backend", nil, []string{"start", "--backend", "etcd_store"}, []string{"backend", `"etcd_store"`}},
 		{"unknown flag", nil, []string{"start", "--no-such-flag"}, []string{"unknown flag: --no-such-flag"}},

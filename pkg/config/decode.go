@@ -144,6 +144,8 @@ func describe(t reflect.Type) string {
 		return "a non-negative integer"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
 	}
 	return "a " + t.String()
 }

@@ -67,9 +67,7 @@ func unsupportedHint(key string) (hint string, ok bool) {
 		"http.tls.watch": "certificates are read at start; restart to load new ones",
 	}
 	tables := []string{
-		"use_memory_store", "enable_region_failover",
-		"region_failure_detector_initialization_delay", "allow_region_failover_on_local_wal",
-		"failure_detector", "datanode", "enable_telemetry", "data_home", "wal",
+		"use_memory_store", "datanode", "enable_telemetry", "data_home", "wal",
 		"export_metrics", "flush_stats_factor", "tracing", "memory", "event_recorder",
 		"stats_persistence", "runtime",
 		"grpc.runtime_size",

@@ -190,9 +190,9 @@ func TestLoadErrors(t *testing.T) {
 			kind: ErrUnsupportedKey, key: "wal.provider", contains: []string{"wal.provider is not supported by this metasrv"},
 		},
 		{
-			name: "unsupported in env", env: []string{"METASRV_ENABLE_REGION_FAILOVER=true"},
-			kind: ErrUnsupportedKey, key: "enable_region_failover",
-			contains: []string{"enable_region_failover is not supported by this metasrv (from environment variable METASRV_ENABLE_REGION_FAILOVER)"},
+			name: "unsupported in env", env: []string{"METASRV_ENABLE_TELEMETRY=true"},
+			kind: ErrUnsupportedKey, key: "enable_telemetry",
+			contains: []string{"enable_telemetry is not supported by this metasrv (from environment variable METASRV_ENABLE_TELEMETRY)"},
 		},
 		{
 			name: "deprecated bind_addr", file: "bind_addr = \"127.0.0.1:3002\"\n",

@@ -13,6 +13,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
+	"github.com/pgmetasrv/metasrv/pkg/region"
 	"github.com/pgmetasrv/metasrv/pkg/selector"
 )
 
@@ -52,6 +53,17 @@ type Options struct {
 	// lease_based or load_based (GreptimeDB's SelectorType, whose variant
 	// names RoundRobin, LeaseBased and LoadBased are accepted too).
 	Selector string `koanf:"selector"`
+	// EnableRegionFailover moves the leader regions of a datanode the
+	// failure detector judges failed to live datanodes.
+	EnableRegionFailover bool `koanf:"enable_region_failover"`
+	// RegionFailureDetectorInitializationDelay is how long a new leader
+	// waits before it watches every leader region of the routes, so that
+	// datanodes still starting are not failed over.
+	RegionFailureDetectorInitializationDelay time.Duration `koanf:"region_failure_detector_initialization_delay"`
+	// AllowRegionFailoverOnLocalWAL lets region failover run although the
+	// WAL is local (see RemoteWAL): a failover then loses what the failed
+	// datanode had not flushed.
+	AllowRegionFailoverOnLocalWAL bool `koanf:"allow_region_failover_on_local_wal"`
 
 	Procedure  ProcedureOptions  `koanf:"procedure"`
 	GRPC       GRPCOptions       `koanf:"grpc"`
@@ -60,7 +72,42 @@ type Options struct {
 	Postgres   PostgresOptions   `koanf:"postgres"`
 	Election   ElectionOptions   `koanf:"election"`
 	Logging    LoggingOptions    `koanf:"logging"`
+
+	FailureDetector FailureDetectorOptions `koanf:"failure_detector"`
 }
+
+// FailureDetectorOptions configure the phi-accrual failure detector of
+// every (datanode, region) (GreptimeDB's PhiAccrualFailureDetectorOptions).
+type FailureDetectorOptions struct {
+	// Threshold is the phi from which a region counts as failed.
+	Threshold float64 `koanf:"threshold"`
+	// MinStdDeviation is the least standard deviation of the heartbeat
+	// intervals phi is computed with.
+	MinStdDeviation time.Duration `koanf:"min_std_deviation"`
+	// AcceptableHeartbeatPause is added to the mean heartbeat interval
+	// before phi rises.
+	AcceptableHeartbeatPause time.Duration `koanf:"acceptable_heartbeat_pause"`
+	// FirstHeartbeatEstimate seeds a new detector's history (GreptimeDB
+	// before v0.18 read it; v1.1.4 fixes it at 1s).
+	FirstHeartbeatEstimate time.Duration `koanf:"first_heartbeat_estimate"`
+}
+
+// PhiAccrual is the detector configuration of pkg/region.
+func (f FailureDetectorOptions) PhiAccrual() region.PhiAccrualOptions {
+	return region.PhiAccrualOptions{
+		Threshold:                f.Threshold,
+		MinStdDeviation:          f.MinStdDeviation,
+		AcceptableHeartbeatPause: f.AcceptableHeartbeatPause,
+		FirstHeartbeatEstimate:   f.FirstHeartbeatEstimate,
+	}
+}
+
+// RemoteWAL reports whether the datanodes' WAL is remote (Kafka), which is
+// what makes a failover lossless. GreptimeDB's metasrv decides it from its
+// wal.provider (raft_engine unless set to kafka); this metasrv refuses the
+// wal table, so the provider is always GreptimeDB's default, raft_engine:
+// the WAL is local.
+func (o Options) RemoteWAL() bool { return false }
 
 // ProcedureOptions configure the durable procedure manager.
 type ProcedureOptions struct {
@@ -163,6 +210,16 @@ func Default() Options {
 		NodeMaxIdleTime:    24 * time.Hour,
 		HeartbeatInterval:  3 * time.Second,
 		Selector:           string(selector.DefaultKind),
+		// GreptimeDB v1.1.4's MetasrvOptions defaults.
+		EnableRegionFailover:                     false,
+		RegionFailureDetectorInitializationDelay: 10 * time.Minute,
+		AllowRegionFailoverOnLocalWAL:            false,
+		FailureDetector: FailureDetectorOptions{
+			Threshold:                region.DefaultPhiThreshold,
+			MinStdDeviation:          region.DefaultMinStdDeviation,
+			AcceptableHeartbeatPause: region.DefaultAcceptableHeartbeatPause,
+			FirstHeartbeatEstimate:   region.DefaultFirstHeartbeatEstimate,
+		},
 		Procedure: ProcedureOptions{
 			MaxRetryTimes:        procedure.DefaultMaxRetryTimes,
 			RetryDelay:           procedure.DefaultRetryDelay,

@@ -17,7 +17,7 @@ func (o Options) Validate() error {
 	checks := []func(Options) error{
 		validateStore, validateLimits, validateAddrs, validateTLS,
 		validateServerTLS, validateServerLimits, validateAdminToken, validatePostgres, validateElection, validateLogging,
-		validateSelector,
+		validateSelector, validateFailover,
 	}
 	for _, c := range checks {
 		if err := c(o); err != nil {

@@ -40,7 +40,10 @@
 // heartbeat of a term; stat extraction (datanodes); node-info collection
 // (all roles); mailbox replies, which end the chain (a heartbeat carrying a
 // reply is answered with the header alone); the region lease (datanodes,
-// through Options.RegionLeaser, none without it); stats collection with the
+// through Options.RegionLeaser, none without it); region failure detection
+// (datanodes: the leader regions of the heartbeat feed their phi-accrual
+// detectors through Options.FailureDetector, only with
+// enable_region_failover); stats collection with the
 // __node_address rewrite on a new node epoch (datanodes); the flownode
 // address rewrite. A handler's failure is logged and the chain goes on
 // (GreptimeDB #7199: a lease error must not fail the heartbeat).

@@ -52,6 +52,7 @@ func defaultHandlers() []handler {
 		{name: "collect_flownode_cluster_info", roles: flownodes, handle: collectClusterInfo},
 		{name: "mailbox", handle: mailboxReply},
 		{name: "region_lease", roles: datanodes, handle: regionLease},
+		{name: "region_failure", roles: datanodes, handle: regionFailure},
 		{name: "collect_stats", roles: datanodes, handle: collectStats},
 		{name: "remap_flow_peer", roles: flownodes, handle: remapFlowPeer},
 	}

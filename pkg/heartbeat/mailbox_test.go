@@ -381,6 +381,6 @@ func TestChainOrder(t *testing.T) {
 	require.Equal(t, []string{
 		"response_header", "datanode_keep_lease", "flownode_keep_lease", "check_leader", "on_leader_start",
 		"extract_stat", "collect_datanode_cluster_info", "collect_frontend_cluster_info", "collect_flownode_cluster_info",
-		"mailbox", "region_lease", "collect_stats", "remap_flow_peer",
+		"mailbox", "region_lease", "region_failure", "collect_stats", "remap_flow_peer",
 	}, names)
 }

@@ -45,6 +45,10 @@ type Options struct {
 	// RegionLeaser grants the region leases of datanode heartbeats; nil
 	// grants none (responses carry no region_lease).
 	RegionLeaser RegionLeaser
+	// FailureDetector is fed each datanode heartbeat's leader regions; nil
+	// detects nothing (GreptimeDB adds its handler only with
+	// enable_region_failover).
+	FailureDetector RegionFailureDetector
 }
 
 // RegionLeaser decides the region lease of a datanode's regular heartbeat

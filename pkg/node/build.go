@@ -12,17 +12,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
-	"github.com/pgmetasrv/metasrv/pkg/ddl"
 	"github.com/pgmetasrv/metasrv/pkg/election"
 	"github.com/pgmetasrv/metasrv/pkg/election/pgelection"
-	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
-	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/kv/kvmetrics"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
-	"github.com/pgmetasrv/metasrv/pkg/region"
-	"github.com/pgmetasrv/metasrv/pkg/regionclient"
-	"github.com/pgmetasrv/metasrv/pkg/selector"
 	"github.com/pgmetasrv/metasrv/pkg/server"
 	"github.com/pgmetasrv/metasrv/pkg/server/admin"
 	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
@@ -117,26 +111,15 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 			return fmt.Errorf("node: procedure type %q: %w", name, err)
 		}
 	}
-	keeper, err := n.buildGreptime()
+	g, err := n.buildGreptime()
 	if err != nil {
 		return err
 	}
 	d := metasrv.Deps{
-		Logger:  n.base,
-		Elector: n.elector,
-		Addr:    func() string { return n.advertised },
-		// Resumed procedures need the mailbox, the region keeper and the DDL
-		// term, so the procedure manager starts last and stops first.
-		Listeners: []metasrv.Listener{
-			n.heartbeats,
-			keeper,
-			n.ddl,
-			metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now),
-			metasrv.ProcedureListener{Manager: n.procedures},
-			// After the manager: the resumed procedures hold their regions
-			// again, so a region no route gives a datanode may be closed.
-			keeper.RecoveryListener(),
-		},
+		Logger:    n.base,
+		Elector:   n.elector,
+		Addr:      func() string { return n.advertised },
+		Listeners: g.listeners(n, metasrv.NewNodeExpiryListener(n.base, o.NodeMaxIdleTime, time.Minute, time.Now)),
 		// n.srv is set before Start, and states change only after it.
 		OnStateChange: func(s metasrv.State) {
 			n.srv.SetLeader(s == metasrv.LeaderReady)
@@ -150,55 +133,12 @@ func (n *Node) buildCore(cfg Config, p *parts, stack kvStack) error {
 	if err := errors.Join(
 		n.core.RegisterMetrics(p.reg),
 		n.heartbeats.RegisterMetrics(p.reg),
+		g.registerMetrics(p.reg),
 		p.reg.Register(metrics.NewProcedureCollector(n.procedures)),
 	); err != nil {
 		return fmt.Errorf("node: metrics: %w", err)
 	}
 	return nil
-}
-
-// buildGreptime makes GreptimeDB's control plane: the heartbeat service with
-// its region lease decision, and the DDL service with its selector, region
-// keeper and datanode client. It returns the keeper, a listener of its own.
-func (n *Node) buildGreptime() (*region.Keeper, error) {
-	o := n.opts
-	keeper := region.NewKeeper()
-	leases, err := region.NewLeaseDecider(region.LeaseDeciderOptions{
-		Logger: n.base, Keeper: keeper, Routes: region.StoreRoutes, HeartbeatInterval: o.HeartbeatInterval,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	n.heartbeats, err = heartbeat.New(heartbeat.Options{
-		Logger:       n.base,
-		Interval:     o.HeartbeatInterval,
-		Leading:      n.elector.TrustedTerm,
-		Memory:       func() kv.Backend { return n.core.MemoryBackend() }, // called only once serving
-		ServerAddr:   func() string { return n.advertised },
-		RegionLeaser: leases,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	sel, err := selector.New(o.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("node: selector: %w", err)
-	}
-	n.regions = regionclient.New(n.base)
-	n.ddl, err = ddl.New(ddl.Options{
-		Logger:            n.base,
-		Procedures:        n.procedures,
-		Selector:          sel,
-		Keeper:            keeper,
-		Regions:           n.regions,
-		Caches:            n.heartbeats,
-		HeartbeatInterval: o.HeartbeatInterval,
-		MaxTxnOps:         o.MaxTxnOps,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	return keeper, nil
 }
 
 // buildServer makes the gRPC server with its services and interceptors and
@@ -244,6 +184,7 @@ func (n *Node) buildServer(p *parts) error {
 				Forward:    n.peers.store,
 				DDL:        n.ddl,
 				Procedures: n.procedures,
+				Migrations: n.migrations,
 			})
 		},
 	})
@@ -262,6 +203,7 @@ func (n *Node) buildServer(p *parts) error {
 		Ready:        n.readyCheck,
 		// GET /admin/nodes: the GreptimeDB nodes in the leader's in-memory KV.
 		Memory:            n.core,
+		Migrations:        n.migrations,
 		HeartbeatInterval: o.HeartbeatInterval,
 	}); err != nil {
 		return fmt.Errorf("node: admin: %w", err)

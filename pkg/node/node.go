@@ -19,6 +19,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
+	"github.com/pgmetasrv/metasrv/pkg/migration"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/regionclient"
 	"github.com/pgmetasrv/metasrv/pkg/server"
@@ -64,6 +65,7 @@ type Node struct {
 	core       *metasrv.Metasrv
 	heartbeats *heartbeat.Service
 	ddl        *ddl.Service
+	migrations *migration.Manager
 	regions    *regionclient.Client // to datanodes, for DDL
 	peers      *peerConns           // to the leader, for forwarded writes
 	srv        *server.Server

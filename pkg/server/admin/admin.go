@@ -115,6 +115,8 @@ type Deps struct {
 	// HeartbeatInterval is heartbeat_interval, which the GreptimeDB nodes'
 	// leases follow from; zero means client.DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// Migrations, optional, answers GET /admin/migrations; nil answers it 501.
+	Migrations Migrations
 }
 
 // errNoLeaderKnown is the default readiness failure.
@@ -179,6 +181,7 @@ func Register(mux *http.ServeMux, d Deps) error {
 		{http.MethodGet, "/admin/members", h.members},
 		{http.MethodGet, "/admin/nodes", h.nodes(d.Memory, d.HeartbeatInterval)},
 		{http.MethodGet, "/admin/tables/route", h.tableRoute(d.Memory, d.HeartbeatInterval)},
+		{http.MethodGet, "/admin/migrations", h.migrations(d.Migrations)},
 		{http.MethodGet, "/admin/maintenance", h.getMaintenance},
 		{http.MethodPost, "/admin/maintenance", h.postMaintenance},
 		{http.MethodPost, "/admin/maintenance/enable", h.setMaintenance(true)},

@@ -47,6 +47,8 @@ type Deps struct {
 	// DDL runs ProcedureService.ddl; Procedures answers query and details.
 	DDL        DDL
 	Procedures Procedures
+	// Migrations runs ProcedureService.migrate; nil answers it Unsupported.
+	Migrations Migrations
 }
 
 // Register adds the greptime.v1.meta services to r. The server must chain
@@ -56,7 +58,7 @@ func Register(r grpc.ServiceRegistrar, d Deps) {
 	metapb.RegisterStoreServer(r, &storeService{core: d.Core, forward: d.Forward})
 	metapb.RegisterClusterServer(r, &clusterService{core: d.Core, elector: d.Elector})
 	metapb.RegisterConfigServer(r, configService{})
-	metapb.RegisterProcedureServiceServer(r, &procedureService{core: d.Core, ddl: d.DDL, procs: d.Procedures})
+	metapb.RegisterProcedureServiceServer(r, &migratingProcedureService{&procedureService{core: d.Core, ddl: d.DDL, procs: d.Procedures}, d.Migrations})
 }
 
 // leads reports whether this node trusts, right now, that it leads.

@@ -350,6 +350,18 @@ func TestMessageFields(t *testing.T) {
 				respHeader,
 				"repeated greptime.v1.meta.ProcedureMeta procedures = 2",
 			},
+			// Upstream declares these two in meta/region.proto.
+			"MigrateRegionRequest": {
+				reqHeader,
+				"uint64 region_id = 3",
+				"uint64 from_peer = 4",
+				"uint64 to_peer = 5",
+				"uint32 timeout_secs = 6",
+			},
+			"MigrateRegionResponse": {
+				respHeader,
+				"greptime.v1.meta.ProcedureId pid = 2",
+			},
 		},
 	}
 	for file, msgs := range want {
@@ -436,11 +448,12 @@ func TestServices(t *testing.T) {
 				"rpc PullConfig(greptime.v1.meta.PullConfigRequest) returns (greptime.v1.meta.PullConfigResponse)",
 			},
 		},
-		// Upstream also has reconcile, migrate, gc_regions and gc_table.
+		// Upstream also has reconcile, gc_regions and gc_table.
 		"greptime/v1/meta/procedure.proto": {
 			"ProcedureService": {
 				"rpc query(greptime.v1.meta.QueryProcedureRequest) returns (greptime.v1.meta.ProcedureStateResponse)",
 				"rpc ddl(greptime.v1.meta.DdlTaskRequest) returns (greptime.v1.meta.DdlTaskResponse)",
+				"rpc migrate(greptime.v1.meta.MigrateRegionRequest) returns (greptime.v1.meta.MigrateRegionResponse)",
 				"rpc details(greptime.v1.meta.ProcedureDetailRequest) returns (greptime.v1.meta.ProcedureDetailResponse)",
 			},
 		},
@@ -477,6 +490,7 @@ func TestServices(t *testing.T) {
 	require.Equal(t, "/greptime.v1.meta.ProcedureService/query", metapb.ProcedureService_Query_FullMethodName)
 	require.Equal(t, "/greptime.v1.meta.ProcedureService/ddl", metapb.ProcedureService_Ddl_FullMethodName)
 	require.Equal(t, "/greptime.v1.meta.ProcedureService/details", metapb.ProcedureService_Details_FullMethodName)
+	require.Equal(t, "/greptime.v1.meta.ProcedureService/migrate", metapb.ProcedureService_Migrate_FullMethodName)
 }
 
 // TestHeaderBytes pins the encoding of a NotLeader answer byte by byte, built
@@ -520,4 +534,34 @@ func TestHeaderBytes(t *testing.T) {
 	var back metapb.AskLeaderResponse
 	require.NoError(t, proto.Unmarshal(want, &back))
 	require.True(t, proto.Equal(msg, &back))
+}
+
+// TestMigrateRegionBytes pins MigrateRegionRequest and its response byte by
+// byte (upstream meta/region.proto: field 2 is unused), built independently
+// of the generated code.
+func TestMigrateRegionBytes(t *testing.T) {
+	t.Parallel()
+	want := concat(
+		appendMessage(nil, 1, appendVarint(nil, 1, 1)),
+		appendVarint(nil, 3, 4398046511105),
+		appendVarint(nil, 4, 1),
+		appendVarint(nil, 5, 2),
+		appendVarint(nil, 6, 300),
+	)
+	req := &metapb.MigrateRegionRequest{
+		Header:   &metapb.RequestHeader{ProtocolVersion: 1},
+		RegionId: 4398046511105, FromPeer: 1, ToPeer: 2, TimeoutSecs: 300,
+	}
+	got, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	var back metapb.MigrateRegionRequest
+	require.NoError(t, proto.Unmarshal(want, &back))
+	require.True(t, proto.Equal(req, &back))
+
+	const pid = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+	wantResp := appendMessage(nil, 2, appendString(nil, 1, pid))
+	got, err = proto.MarshalOptions{Deterministic: true}.Marshal(&metapb.MigrateRegionResponse{Pid: &metapb.ProcedureId{Key: []byte(pid)}})
+	require.NoError(t, err)
+	require.Equal(t, wantResp, got)
 }
