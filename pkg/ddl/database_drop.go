@@ -206,6 +206,7 @@ func (p *dropDatabase) dropTarget(ctx context.Context, pc *procedure.Context, ts
 	if err := dropRegions(ctx, p.s.opts.Regions, pc.Store, t.Routes, true); err != nil {
 		return err
 	}
+	p.s.detect(pc.Term, t.Routes, false)
 	pc.Logger.Info("table dropped with its database", "table", t.Table.String(), "table_id", t.TableID)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
 	regionpb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/region"
 	"github.com/pgmetasrv/metasrv/pkg/election"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/instruction"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
@@ -33,6 +34,15 @@ type Caches interface {
 	InvalidateCaches(ctx context.Context, term int64, caches []instruction.CacheIdent) error
 }
 
+// Detectors are the failure detectors of the leader regions (region
+// failover); *region.FailureDetector satisfies it. GreptimeDB's DDL
+// registers a new table's regions (so a datanode that dies before its
+// first heartbeat with them is noticed) and forgets a dropped table's.
+type Detectors interface {
+	Register(term int64, regions []region.DetectingRegion, at time.Time) error
+	Deregister(term int64, regions []region.DetectingRegion) error
+}
+
 // Options configure a Service. Procedures, Selector, Keeper, Regions and
 // Caches are required.
 type Options struct {
@@ -48,6 +58,9 @@ type Options struct {
 	// MaxTxnOps is the store's max_txn_ops, which bounds the keys one
 	// metadata transaction moves; 0 means 128, the default.
 	MaxTxnOps int
+	// Detectors, when set (enable_region_failover), watch the leader
+	// regions of the tables created and stop watching those dropped.
+	Detectors Detectors
 }
 
 // defaultMaxTxnOps is max_txn_ops's default.
@@ -124,6 +137,30 @@ func (s *Service) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.term = nil
+}
+
+// detect (or, with watch false, forgets) the leader regions of routes in
+// the failure detectors, when failover is on. A failure is logged: the
+// regions' heartbeats register them anyway.
+func (s *Service) detect(term int64, routes []greptimekey.RegionRoute, watch bool) {
+	if s.opts.Detectors == nil {
+		return
+	}
+	var pairs []region.DetectingRegion
+	for _, r := range routes {
+		if r.LeaderPeer != nil {
+			pairs = append(pairs, region.DetectingRegion{DatanodeID: r.LeaderPeer.ID, RegionID: r.Region.ID})
+		}
+	}
+	var err error
+	if watch {
+		err = s.opts.Detectors.Register(term, pairs, time.Now())
+	} else {
+		err = s.opts.Detectors.Deregister(term, pairs)
+	}
+	if err != nil {
+		s.log.Warn("updating the region failure detectors failed", "term", term, "regions", len(pairs), "err", err)
+	}
 }
 
 // termOf is the state of term id, or a fencing error when this node no

@@ -302,6 +302,7 @@ func (p *createTable) createMetadata(ctx context.Context, pc *procedure.Context)
 		}
 	}
 	p.release()
+	p.s.detect(pc.Term, p.data.Routes, true)
 	pc.Logger.Info("table created", "table", p.name().String(), "table_id", id)
 	return procedure.Done(encodeOutput(id)), nil
 }

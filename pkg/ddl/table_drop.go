@@ -129,6 +129,7 @@ func (p *dropTable) Execute(ctx context.Context, pc *procedure.Context) (procedu
 		if err := dropRegions(ctx, p.s.opts.Regions, pc.Store, p.data.Routes, false); err != nil {
 			return procedure.Status{}, err
 		}
+		p.s.detect(pc.Term, p.data.Routes, false)
 	default:
 		if err := deleteKeys(ctx, pc.Store, tombstones(p.keys()), p.s.opts.MaxTxnOps); err != nil {
 			return procedure.Status{}, err

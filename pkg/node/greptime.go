@@ -65,10 +65,14 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 		return nil, fmt.Errorf("node: selector: %w", err)
 	}
 	n.regions = regionclient.New(n.base)
-	if n.ddl, err = ddl.New(ddl.Options{
+	d := ddl.Options{
 		Logger: n.base, Procedures: n.procedures, Selector: sel, Keeper: g.keeper, Regions: n.regions,
 		Caches: n.heartbeats, HeartbeatInterval: o.HeartbeatInterval, MaxTxnOps: o.MaxTxnOps,
-	}); err != nil {
+	}
+	if g.detector != nil {
+		d.Detectors = g.detector // never a typed nil in the interface
+	}
+	if n.ddl, err = ddl.New(d); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if n.migrations, err = migration.New(migration.Options{

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgmetasrv/metasrv/internal/greptimeddl"
+	"github.com/pgmetasrv/metasrv/internal/greptimefake"
+	"github.com/pgmetasrv/metasrv/internal/pgtest"
+	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
+)
+
+// leaseLog checks, over a whole test, that no region is ever granted a
+// leader lease on two datanodes at once: each grant is held from when the
+// datanode received it until lease_seconds later (an upper bound of what
+// the datanode itself counts, which starts earlier, when it sent the beat).
+type leaseLog struct {
+	mu     sync.Mutex
+	grants map[uint64][]grant // region -> leader grants in arrival order
+	// updated gets a signal (the latest kept) whenever a grant is recorded.
+	updated chan struct{}
+}
+
+type grant struct {
+	datanode uint64
+	from, to time.Time
+}
+
+func (l *leaseLog) watch(t *testing.T, id uint64, dn *greptimefake.Node, done <-chan struct{}) {
+	t.Helper()
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case lease := <-dn.Leases():
+				now := time.Now()
+				l.mu.Lock()
+				for _, g := range lease.GetRegions() {
+					if g.GetRole() == metapb.RegionRole_Leader {
+						until := now.Add(time.Duration(lease.GetLeaseSeconds()) * time.Second)
+						l.grants[g.GetRegionId()] = append(l.grants[g.GetRegionId()], grant{id, now, until})
+					}
+				}
+				l.mu.Unlock()
+				select {
+				case l.updated <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+}
+
+// waitLeader waits until region's latest leader grant is to a datanode
+// other than from, and returns it.
+func (l *leaseLog) waitLeader(t *testing.T, region, from uint64) uint64 {
+	t.Helper()
+	ctx := timeout(t)
+	for {
+		l.mu.Lock()
+		gs := l.grants[region]
+		l.mu.Unlock()
+		if len(gs) > 0 && gs[len(gs)-1].datanode != from {
+			return gs[len(gs)-1].datanode
+		}
+		select {
+		case <-l.updated:
+		case <-ctx.Done():
+			t.Fatalf("region %d was not failed over", region)
+		}
+	}
+}
+
+// check fails when two datanodes' leader grants of a region overlap.
+func (l *leaseLog) check(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for region, gs := range l.grants {
+		held := map[uint64]time.Time{} // datanode -> end of its latest grant
+		for _, g := range gs {
+			for other, until := range held {
+				require.False(t, other != g.datanode && g.from.Before(until),
+					"region %d granted leader to datanode %d at %s while datanode %d held it until %s", region, g.datanode, g.from, other, until)
+			}
+			held[g.datanode] = g.to
+		}
+	}
+}
+
+// One of three datanodes stops heartbeating: each leader region it had is
+// failed over to a live datanode (the route names it, it holds the region
+// as leader), and no region was ever leader on two datanodes at once.
+func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
+	t.Parallel()
+	o := pgOptions(pgtest.NewDatabase(t))
+	o.HeartbeatInterval = 200 * time.Millisecond
+	o.EnableRegionFailover, o.AllowRegionFailoverOnLocalWAL = true, true
+	o.RegionFailureDetectorInitializationDelay = 0
+	o.FailureDetector.AcceptableHeartbeatPause = 500 * time.Millisecond
+	o.FailureDetector.FirstHeartbeatEstimate = 200 * time.Millisecond
+	n := newNode(t, o)
+	ctx := timeout(t)
+	require.NoError(t, n.Start(ctx))
+	firstLeader(t, n, n)
+
+	log := &leaseLog{grants: map[uint64][]grant{}, updated: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	var dns []*greptimefake.Node
+	for id := uint64(1); id <= 3; id++ {
+		dn, err := greptimefake.New(greptimefake.Config{Endpoints: []string{n.Advertised()}, Role: metapb.Role_DATANODE, ID: id, RegionServer: true, Compressor: "zstd"})
+		require.NoError(t, err)
+		require.NoError(t, dn.Start(ctx))
+		t.Cleanup(dn.Stop)
+		waitLease(t, dn, func(*metapb.RegionLease) bool { return true })
+		log.watch(t, id, dn, done)
+		dns = append(dns, dn)
+	}
+	c := &ddlCluster{leader: n, procs: metapb.NewProcedureServiceClient(dialGreptime(t, n))}
+	id := c.ddl(t, greptimeddl.CreateTable(greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: "cpu", Partitions: 6})).GetTableIds()[0].GetId()
+	route := c.route(t, id)
+	var lost []uint64
+	for _, rr := range route.Physical.RegionRoutes {
+		if rr.LeaderPeer.ID == 1 {
+			lost = append(lost, rr.Region.ID)
+		}
+	}
+	require.NotEmpty(t, lost, "datanode 1 leads some regions")
+
+	stopped := time.Now()
+	dns[0].Stop()
+	moved := map[uint64]uint64{}
+	for _, r := range lost {
+		moved[r] = log.waitLeader(t, r, 1)
+	}
+	t.Logf("%d regions failed over %s after their datanode stopped", len(lost), time.Since(stopped).Round(time.Millisecond))
+	for _, rr := range c.route(t, id).Physical.RegionRoutes {
+		if dn, ok := moved[rr.Region.ID]; ok {
+			require.Equal(t, dn, rr.LeaderPeer.ID, "the route names the datanode granted the lease")
+			require.Equal(t, greptimekey.LeaderStateNone, rr.LeaderState)
+			require.Contains(t, dns[dn-1].Regions(), rr.Region.ID)
+		}
+	}
+	log.check(t)
+}
+
+func (c *ddlCluster) route(t *testing.T, id uint32) greptimekey.TableRouteValue {
+	t.Helper()
+	r, err := greptimekey.Decode[greptimekey.TableRouteValue]([]byte(c.value(t, greptimekey.TableRouteKey(id))))
+	require.NoError(t, err)
+	return r
+}
