@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/pgmetasrv/metasrv/pkg/region"
 )
 
 // GreptimeDB v1.1.4 meta-srv metasrv.rs:362-380 (MetasrvOptions::default)
@@ -25,7 +23,6 @@ func TestFailoverDefaultsAreGreptimeDBs(t *testing.T) {
 		Threshold: 8, MinStdDeviation: 100 * time.Millisecond,
 		AcceptableHeartbeatPause: 10 * time.Second, FirstHeartbeatEstimate: time.Second,
 	}, o.FailureDetector)
-	require.Equal(t, region.DefaultPhiAccrualOptions(), o.FailureDetector.PhiAccrual())
 	require.False(t, o.RemoteWAL())
 }
 
@@ -62,10 +59,10 @@ func TestFailoverKeysFromEveryLayer(t *testing.T) {
 	require.True(t, o.EnableRegionFailover)
 	require.True(t, o.AllowRegionFailoverOnLocalWAL)
 	require.Equal(t, 30*time.Second, o.RegionFailureDetectorInitializationDelay)
-	require.Equal(t, region.PhiAccrualOptions{
+	require.Equal(t, FailureDetectorOptions{
 		Threshold: 5, MinStdDeviation: 250 * time.Millisecond,
 		AcceptableHeartbeatPause: 5 * time.Second, FirstHeartbeatEstimate: 3 * time.Second,
-	}, o.FailureDetector.PhiAccrual(), "an integer threshold is a number too")
+	}, o.FailureDetector, "an integer threshold is a number too")
 
 	out, err := Render(o)
 	require.NoError(t, err)
@@ -133,7 +130,6 @@ func TestValidateFailover(t *testing.T) {
 			err := o.Validate()
 			if tc.key == "" {
 				require.NoError(t, err)
-				require.NoError(t, o.FailureDetector.PhiAccrual().Validate(), "what config accepts, the detector accepts")
 				return
 			}
 			require.ErrorIs(t, err, ErrInvalidValue)

@@ -13,7 +13,6 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/kv/pgkv"
 	"github.com/pgmetasrv/metasrv/pkg/postgres"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
-	"github.com/pgmetasrv/metasrv/pkg/region"
 	"github.com/pgmetasrv/metasrv/pkg/selector"
 )
 
@@ -90,16 +89,6 @@ type FailureDetectorOptions struct {
 	// FirstHeartbeatEstimate seeds a new detector's history (GreptimeDB
 	// before v0.18 read it; v1.1.4 fixes it at 1s).
 	FirstHeartbeatEstimate time.Duration `koanf:"first_heartbeat_estimate"`
-}
-
-// PhiAccrual is the detector configuration of pkg/region.
-func (f FailureDetectorOptions) PhiAccrual() region.PhiAccrualOptions {
-	return region.PhiAccrualOptions{
-		Threshold:                f.Threshold,
-		MinStdDeviation:          f.MinStdDeviation,
-		AcceptableHeartbeatPause: f.AcceptableHeartbeatPause,
-		FirstHeartbeatEstimate:   f.FirstHeartbeatEstimate,
-	}
 }
 
 // RemoteWAL reports whether the datanodes' WAL is remote (Kafka), which is
@@ -215,10 +204,12 @@ func Default() Options {
 		RegionFailureDetectorInitializationDelay: 10 * time.Minute,
 		AllowRegionFailoverOnLocalWAL:            false,
 		FailureDetector: FailureDetectorOptions{
-			Threshold:                region.DefaultPhiThreshold,
-			MinStdDeviation:          region.DefaultMinStdDeviation,
-			AcceptableHeartbeatPause: region.DefaultAcceptableHeartbeatPause,
-			FirstHeartbeatEstimate:   region.DefaultFirstHeartbeatEstimate,
+			// GreptimeDB's PhiAccrualFailureDetectorOptions::default
+			// (failure_detector.rs:74-84), as pkg/region's defaults.
+			Threshold:                8,
+			MinStdDeviation:          100 * time.Millisecond,
+			AcceptableHeartbeatPause: 10 * time.Second,
+			FirstHeartbeatEstimate:   time.Second,
 		},
 		Procedure: ProcedureOptions{
 			MaxRetryTimes:        procedure.DefaultMaxRetryTimes,

@@ -3,8 +3,6 @@ package config
 import (
 	"math"
 	"time"
-
-	"github.com/pgmetasrv/metasrv/pkg/region"
 )
 
 // validateFailover checks the failure detector's options (whether or not
@@ -21,7 +19,7 @@ func validateFailover(o Options) error {
 		return invalid("failure_detector.threshold", "must be a number greater than 0, got %v", f.Threshold)
 	}
 	// The detector counts whole milliseconds, and phi needs a standard
-	// deviation above zero; region.MaxDetectorDuration keeps its integer
+	// deviation above zero; MaxDetectorDuration keeps its integer
 	// sums from overflowing.
 	for _, d := range []struct {
 		key string
@@ -32,9 +30,9 @@ func validateFailover(o Options) error {
 		{"failure_detector.acceptable_heartbeat_pause", f.AcceptableHeartbeatPause, 0},
 		{"failure_detector.first_heartbeat_estimate", f.FirstHeartbeatEstimate, time.Millisecond},
 	} {
-		if d.v < d.min || d.v > region.MaxDetectorDuration || d.v%time.Millisecond != 0 {
+		if d.v < d.min || d.v > MaxDetectorDuration || d.v%time.Millisecond != 0 {
 			return invalid(d.key, "must be whole milliseconds from %s to %s, got %s",
-				formatDuration(d.min), formatDuration(region.MaxDetectorDuration), formatDuration(d.v))
+				formatDuration(d.min), formatDuration(MaxDetectorDuration), formatDuration(d.v))
 		}
 	}
 	if o.EnableRegionFailover && !o.RemoteWAL() && !o.AllowRegionFailoverOnLocalWAL {
@@ -44,3 +42,8 @@ func validateFailover(o Options) error {
 	}
 	return nil
 }
+
+// MaxDetectorDuration bounds every failure_detector duration: pkg/region's
+// detector computes in milliseconds, and refuses longer ones (its
+// MaxDetectorDuration; pkg/node's tests check the two agree).
+const MaxDetectorDuration = time.Hour

@@ -91,8 +91,9 @@ type Options struct {
 
 // Supervisor is a metasrv.Listener; see the package documentation.
 type Supervisor struct {
-	opts Options
-	log  *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
 
 	mu   sync.Mutex
 	stop context.CancelFunc
@@ -122,7 +123,7 @@ func New(o Options) (*Supervisor, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{opts: o, log: o.Logger.With("component", "region_supervisor")}, nil
+	return &Supervisor{opts: o, log: o.Logger.With("component", "region_supervisor"), metrics: newMetrics()}, nil
 }
 
 // Name identifies the listener in logs.
@@ -278,6 +279,7 @@ func (r *run) failover(ctx context.Context, dn uint64, regions []uint64) {
 	}
 	if err != nil {
 		r.s.log.Error("no datanode to fail the regions over to", "datanode_id", dn, "regions", len(regions), "err", err)
+		r.s.metrics.noTarget.Add(float64(len(regions)))
 		return
 	}
 	for i, id := range regions {
@@ -294,6 +296,11 @@ func (r *run) failover(ctx context.Context, dn uint64, regions []uint64) {
 // handle_submit_region_migration_task_result).
 func (r *run) submitted(pair region.DetectingRegion, task migration.Task, pid procedure.ID, err error) {
 	log := r.s.log.With("region_id", pair.RegionID, "table_id", greptimekey.RegionTableID(pair.RegionID), "from", task.From, "to", task.To)
+	if err == nil {
+		r.s.metrics.submitted.Inc()
+	} else {
+		r.s.metrics.refused.Inc()
+	}
 	code, _ := statuscode.Of(err)
 	switch {
 	case err == nil:

@@ -63,6 +63,11 @@ type Manager struct {
 	log         *slog.Logger
 	clock       Clock
 	regionLease time.Duration
+	metrics     *metrics
+
+	// endCounted, when set (by tests), is called once a migration's end
+	// is counted and logged.
+	endCounted func(procedure.ID)
 
 	mu      sync.Mutex
 	term    *termState
@@ -73,6 +78,7 @@ type termState struct {
 	id     int64
 	store  kv.Backend
 	memory kv.Backend
+	ends   *ends
 }
 
 // tracked is one migration of the running map.
@@ -104,6 +110,7 @@ func New(o Options) (*Manager, error) {
 		log:         o.Logger.With("component", "region_migration"),
 		clock:       o.Clock,
 		regionLease: time.Duration(region.LeaseSeconds(o.HeartbeatInterval)) * time.Second,
+		metrics:     newMetrics(),
 		running:     map[uint64]*tracked{},
 	}
 	if err := o.Procedures.RegisterLoader(TypeName, m.load); err != nil {
@@ -115,11 +122,15 @@ func New(o Options) (*Manager, error) {
 // Name identifies the listener in logs.
 func (m *Manager) Name() string { return "region_migration" }
 
-// Start opens term t.
-func (m *Manager) Start(_ context.Context, t metasrv.Term) error {
+// Start opens term t, whose migrations' ends it counts until ctx ends or
+// Stop.
+func (m *Manager) Start(ctx context.Context, t metasrv.Term) error {
+	m.Stop()
+	ts := &termState{id: t.ID, store: t.Store, memory: t.Memory}
+	m.startEnds(ctx, ts)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.term = &termState{id: t.ID, store: t.Store, memory: t.Memory}
+	m.term = ts
 	clear(m.running)
 	return nil
 }
@@ -128,9 +139,13 @@ func (m *Manager) Start(_ context.Context, t metasrv.Term) error {
 // them); safe to call twice.
 func (m *Manager) Stop() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	ts := m.term
 	m.term = nil
 	clear(m.running)
+	m.mu.Unlock()
+	if ts != nil {
+		ts.ends.stopAndWait()
+	}
 }
 
 // termOf is the state of term id, or a fencing error when this node no
@@ -293,23 +308,30 @@ func (m *Manager) reserve(p *migration) bool {
 
 // track records p's id (unless empty) and, from data, its view; a resumed
 // migration that its loader could not enter (its region was taken
-// meanwhile) is entered now. data must be read by p's own goroutine.
+// meanwhile) is entered now. data must be read by p's own goroutine. The
+// first id recorded has the term await the migration's end.
 func (m *Manager) track(p *migration, id procedure.ID, data *migrationData) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.running[p.data.RegionID]
 	if t == nil {
+		if data == nil {
+			// Submit's call after the procedure was stored: gone from the
+			// map, the migration has already finished.
+			return
+		}
 		t = &tracked{p: p, since: m.clock.Now()}
 		m.running[p.data.RegionID] = t
 	}
 	if t.p != p {
 		return
 	}
-	if id != "" {
-		t.id = id
-	}
 	if data != nil {
 		p.info = *data
+	}
+	if id != "" && t.id == "" {
+		t.id = id
+		m.awaitLocked(p, id)
 	}
 }
 

@@ -152,7 +152,9 @@ func (p *migration) Execute(ctx context.Context, pc *procedure.Context) (procedu
 		}
 		return procedure.Status{}, err
 	}
-	log.Info("region migration step done", "next", next, "elapsed", p.m.clock.Now().Sub(started).String())
+	elapsed := p.m.clock.Now().Sub(started)
+	p.m.metrics.stepDone(p.data.State, elapsed.Seconds())
+	log.Info("region migration step done", "next", next, "elapsed", elapsed.String())
 	if next == "" {
 		p.release()
 		p.m.finish(p)

@@ -11,7 +11,9 @@ import (
 	"github.com/pgmetasrv/metasrv/internal/greptimefake"
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
+	"github.com/pgmetasrv/metasrv/pkg/region"
 )
 
 // leaseLog checks, over a whole test, that no region is ever granted a
@@ -155,4 +157,23 @@ func (c *ddlCluster) route(t *testing.T, id uint32) greptimekey.TableRouteValue 
 	r, err := greptimekey.Decode[greptimekey.TableRouteValue]([]byte(c.value(t, greptimekey.TableRouteKey(id))))
 	require.NoError(t, err)
 	return r
+}
+
+// failure_detector.* is checked by pkg/config; what it accepts, the
+// detectors must accept too, and the defaults are the detectors' own.
+func TestFailureDetectorConfigFitsTheDetector(t *testing.T) {
+	t.Parallel()
+	d := config.Default().FailureDetector
+	require.Equal(t, region.DefaultPhiAccrualOptions(), phiAccrual(d))
+	require.Equal(t, region.MaxDetectorDuration, config.MaxDetectorDuration)
+	for _, f := range []config.FailureDetectorOptions{
+		d,
+		{Threshold: 0.5, MinStdDeviation: time.Millisecond, AcceptableHeartbeatPause: 0, FirstHeartbeatEstimate: time.Millisecond},
+		{Threshold: 100, MinStdDeviation: config.MaxDetectorDuration, AcceptableHeartbeatPause: config.MaxDetectorDuration, FirstHeartbeatEstimate: config.MaxDetectorDuration},
+	} {
+		o := config.Default()
+		o.FailureDetector = f
+		require.NoError(t, o.Validate(), "%+v", f)
+		require.NoError(t, phiAccrual(f).Validate(), "%+v", f)
+	}
 }

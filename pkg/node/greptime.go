@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/ddl"
 	"github.com/pgmetasrv/metasrv/pkg/failover"
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
@@ -20,7 +21,8 @@ import (
 // greptimeParts are the leader-only parts of GreptimeDB's control plane
 // that are listeners of their own.
 type greptimeParts struct {
-	keeper *region.Keeper
+	keeper     *region.Keeper
+	migrations *migration.Manager
 	// detector and supervisor are nil unless enable_region_failover.
 	detector   *region.FailureDetector
 	supervisor *failover.Supervisor
@@ -49,7 +51,7 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 	}
 	if o.EnableRegionFailover {
 		// GreptimeDB adds the failure handler to the chain only then.
-		if g.detector, err = region.NewFailureDetector(region.FailureDetectorOptions{Logger: n.base, PhiAccrual: o.FailureDetector.PhiAccrual()}); err != nil {
+		if g.detector, err = region.NewFailureDetector(region.FailureDetectorOptions{Logger: n.base, PhiAccrual: phiAccrual(o.FailureDetector)}); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		hb.FailureDetector = g.detector
@@ -80,6 +82,7 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	g.migrations = n.migrations
 	if g.detector != nil {
 		if g.supervisor, err = failover.New(failover.Options{
 			Logger: n.base, Detector: g.detector, Migrations: n.migrations, Selector: sel,
@@ -89,6 +92,16 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 		}
 	}
 	return g, nil
+}
+
+// phiAccrual is the detectors' configuration from failure_detector.*.
+func phiAccrual(f config.FailureDetectorOptions) region.PhiAccrualOptions {
+	return region.PhiAccrualOptions{
+		Threshold:                f.Threshold,
+		MinStdDeviation:          f.MinStdDeviation,
+		AcceptableHeartbeatPause: f.AcceptableHeartbeatPause,
+		FirstHeartbeatEstimate:   f.FirstHeartbeatEstimate,
+	}
 }
 
 // listeners are the term's listeners in start order (they stop in reverse):
@@ -111,8 +124,9 @@ func (g *greptimeParts) listeners(n *Node, expiry metasrv.Listener) []metasrv.Li
 }
 
 func (g *greptimeParts) registerMetrics(reg prometheus.Registerer) error {
-	if g.detector == nil {
-		return nil
+	errs := []error{g.migrations.RegisterMetrics(reg)}
+	if g.detector != nil {
+		errs = append(errs, g.detector.RegisterMetrics(reg), g.supervisor.RegisterMetrics(reg))
 	}
-	return errors.Join(g.detector.RegisterMetrics(reg))
+	return errors.Join(errs...)
 }
