@@ -76,6 +76,11 @@ func (p *migration) openCandidate(ctx context.Context, pc *procedure.Context) er
 	}
 	reply, err := p.send(ctx, pc.Term, p.data.To.ID, subjectOpen, instr, max(remaining/2, p.m.regionLease))
 	switch {
+	case unreachable(err) && !stopping(ctx, err):
+		// Right after a leader change the datanodes are still
+		// reconnecting to this leader: nothing has changed yet, so wait
+		// for the candidate as the procedure's retries allow.
+		return retryLater("the candidate datanode %d is not connected to this leader: %v", p.data.To.ID, err)
 	case errors.Is(err, heartbeat.ErrMailboxTimeout):
 		return retryLater("Mailbox received timeout for open candidate region %s on datanode %d", regionName(p.data.RegionID), p.data.To.ID)
 	case err != nil:
@@ -244,7 +249,15 @@ func (p *migration) upgradeCandidate(ctx context.Context, pc *procedure.Context,
 		switch {
 		case err == nil && ready:
 			return nil
-		case err != nil && (stopping(ctx, err) || !procedure.IsRetryable(err)):
+		case err != nil && stopping(ctx, err):
+			return err
+		case unreachable(err):
+			// A candidate reconnecting after a leader change: waited for
+			// within the timeout (the wait counts against it), not counted
+			// as a failed attempt.
+			attempt--
+			p.opsElapsed += retryInterval
+		case err != nil && !procedure.IsRetryable(err):
 			return err
 		case err != nil && attempt >= optimisticRetries:
 			return giveUp(fmt.Errorf("upgrade of the candidate region failed %d times: %w", attempt, err))
