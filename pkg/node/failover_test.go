@@ -11,9 +11,11 @@ import (
 	"github.com/pgmetasrv/metasrv/internal/greptimefake"
 	"github.com/pgmetasrv/metasrv/internal/pgtest"
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	regionpb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/region"
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/region"
+	"github.com/pgmetasrv/metasrv/pkg/regionclient"
 )
 
 // leaseLog checks, over a whole test, that no region is ever granted a
@@ -102,7 +104,8 @@ func (l *leaseLog) check(t *testing.T) {
 
 // One of three datanodes stops heartbeating: each leader region it had is
 // failed over to a live datanode (the route names it, it holds the region
-// as leader), and no region was ever leader on two datanodes at once.
+// as leader), and no region was ever leader on two datanodes at once. When
+// the datanode comes back with those regions, it is told to close them.
 func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 	t.Parallel()
 	o := pgOptions(pgtest.NewDatabase(t))
@@ -155,6 +158,32 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 		}
 	}
 	log.check(t)
+
+	// Datanode 1 comes back with its old regions: its lease lists them as
+	// closeable, and it closes them.
+	back, err := greptimefake.New(greptimefake.Config{Endpoints: []string{n.Advertised()}, Role: metapb.Role_DATANODE, ID: 1, RegionServer: true, Compressor: "zstd"})
+	require.NoError(t, err)
+	require.NoError(t, back.Start(ctx))
+	t.Cleanup(back.Stop)
+	rc := regionclient.New(nil)
+	defer rc.Close()
+	for _, r := range lost {
+		_, err := rc.Handle(ctx, back.PeerAddr(), &regionpb.RegionRequest{Body: &regionpb.RegionRequest_Create{Create: &regionpb.CreateRequest{RegionId: r, Engine: "mito"}}})
+		require.NoError(t, err)
+	}
+	waitLease(t, back, func(l *metapb.RegionLease) bool {
+		closeable := map[uint64]bool{}
+		for _, r := range l.GetCloseableRegionIds() {
+			closeable[r] = true
+		}
+		for _, r := range lost {
+			if !closeable[r] {
+				return false
+			}
+		}
+		return true
+	})
+	require.Empty(t, back.Regions(), "the returned datanode closed the regions that moved")
 }
 
 func (c *ddlCluster) route(t *testing.T, id uint32) greptimekey.TableRouteValue {
