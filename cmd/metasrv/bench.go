@@ -15,5 +15,6 @@ func newBenchCommand(a *app) *cobra.Command {
 	cmd.AddCommand(newBenchKVCommand(a))
 	cmd.AddCommand(newBenchHeartbeatCommand(a))
 	cmd.AddCommand(newBenchDDLCommand(a))
+	cmd.AddCommand(newBenchFailoverRegionsCommand(a))
 	return cmd
 }

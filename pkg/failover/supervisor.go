@@ -277,6 +277,9 @@ func (r *run) failover(ctx context.Context, dn uint64, regions []uint64) {
 	if err == nil && len(peers) != len(regions) {
 		err = &selector.NotEnoughAvailableError{Required: len(regions), Available: len(peers)}
 	}
+	if stopped(ctx, err) {
+		return // the term is over: neither a failure nor a refusal
+	}
 	if err != nil {
 		r.s.log.Error("no datanode to fail the regions over to", "datanode_id", dn, "regions", len(regions), "err", err)
 		r.s.metrics.noTarget.Add(float64(len(regions)))
@@ -287,8 +290,16 @@ func (r *run) failover(ctx context.Context, dn uint64, regions []uint64) {
 		r.counts[pair]++
 		task := migration.Task{RegionID: id, From: dn, To: peers[i].ID, Timeout: migrationTimeout * time.Duration(r.counts[pair]), Reason: migration.ReasonFailover}
 		pid, err := r.s.opts.Migrations.Submit(ctx, task)
+		if stopped(ctx, err) {
+			return
+		}
 		r.submitted(pair, task, pid, err)
 	}
+}
+
+// stopped reports whether err is the end of the term's context.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // submitted logs a failover's submission, and forgets the detector of a

@@ -266,6 +266,12 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
+	return setupLogged(t, slog.DiscardHandler)
+}
+
+// setupLogged is setup with the manager logging to h.
+func setupLogged(t *testing.T, h slog.Handler) *bundle {
+	t.Helper()
 	b := &bundle{
 		store:   &hookStore{Backend: memkv.New(), key: greptimekey.TableRouteKey(tableID)},
 		memory:  memkv.New(),
@@ -274,7 +280,7 @@ func setup(t *testing.T) *bundle {
 		mailbox: &fakeMailbox{unreachable: map[uint64]bool{}},
 		clock:   newFakeClock(),
 	}
-	mgr, err := New(Options{Procedures: b.procs, Keeper: b.keeper, Mailbox: b.mailbox, Clock: b.clock})
+	mgr, err := New(Options{Logger: slog.New(h), Procedures: b.procs, Keeper: b.keeper, Mailbox: b.mailbox, Clock: b.clock})
 	require.NoError(t, err)
 	b.mgr = mgr
 	b.seed(t)

@@ -64,10 +64,7 @@ type Manager struct {
 	clock       Clock
 	regionLease time.Duration
 	metrics     *metrics
-
-	// endCounted, when set (by tests), is called once a migration's end
-	// is counted and logged.
-	endCounted func(procedure.ID)
+	gates       *routeGates
 
 	mu      sync.Mutex
 	term    *termState
@@ -111,6 +108,7 @@ func New(o Options) (*Manager, error) {
 		clock:       o.Clock,
 		regionLease: time.Duration(region.LeaseSeconds(o.HeartbeatInterval)) * time.Second,
 		metrics:     newMetrics(),
+		gates:       newRouteGates(),
 		running:     map[uint64]*tracked{},
 	}
 	if err := o.Procedures.RegisterLoader(TypeName, m.load); err != nil {

@@ -46,7 +46,9 @@ func readRoute(ctx context.Context, store kv.Backend, regionID uint64) (*routeSn
 		return nil, storeError(fmt.Errorf("read the route of table %d: %w", tableID, err))
 	}
 	if p == nil {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for %d", tableID)
+		// GreptimeDB's submit sorts this into table_not_found, on which the
+		// supervisor forgets the region's detector.
+		return nil, statuscode.Errorf(statuscode.TableNotFound, "Failed to find table route for %d", tableID)
 	}
 	v, err := greptimekey.Decode[greptimekey.TableRouteValue](p.Value)
 	if err != nil {
@@ -57,9 +59,51 @@ func readRoute(ctx context.Context, store kv.Backend, regionID uint64) (*routeSn
 	}
 	i := slices.IndexFunc(v.Physical.RegionRoutes, func(r greptimekey.RegionRoute) bool { return r.Region.ID == regionID })
 	if i < 0 {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for %s", regionName(regionID))
+		return nil, statuscode.Errorf(statuscode.RegionNotFound, "Failed to find table route for %s", regionName(regionID))
 	}
 	return &routeSnapshot{tableID: tableID, raw: p.Value, value: v, index: i}, nil
+}
+
+// routeGates serialise the route updates of one table's migrations on this
+// leader. Each migration moves one region, and all of a table's regions
+// share one __table_route value: a failover of a datanode's 100 regions
+// would otherwise run 100 compare-and-puts on one key at once, and retry
+// the losers with backoff (a first run spent minutes in those retries).
+// Taken in turn, every update finds the value its read saw. The
+// compare-and-put stays: writers outside this leader's migrations (DDL, a
+// deposed leader) still lose to it. Tables are striped over a fixed set of
+// gates, so two tables may share one (they then also take turns).
+type routeGates [64]chan struct{}
+
+func newRouteGates() *routeGates {
+	var g routeGates
+	for i := range g {
+		g[i] = make(chan struct{}, 1)
+	}
+	return &g
+}
+
+// enter waits for table's gate; the returned func leaves it.
+func (g *routeGates) enter(ctx context.Context, table uint32) (func(), error) {
+	gate := g[table%uint32(len(g))]
+	select {
+	case gate <- struct{}{}:
+		return func() { <-gate }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// updateRoute is updateRoute taking regionID's table's gate.
+func (m *Manager) updateRoute(ctx context.Context, store kv.Backend, regionID uint64,
+	done func(greptimekey.RegionRoute) (bool, error), change func(*routeSnapshot) (routeChange, error),
+) (bool, error) {
+	leave, err := m.gates.enter(ctx, greptimekey.RegionTableID(regionID))
+	if err != nil {
+		return false, err
+	}
+	defer leave()
+	return updateRoute(ctx, store, regionID, done, change)
 }
 
 // routeChange is what one route update writes: the region routes of the

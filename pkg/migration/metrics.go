@@ -189,7 +189,4 @@ func (m *Manager) awaitEnd(ctx context.Context, e ending) {
 	default:
 		log.Error("region migration ended", "err", info.Error)
 	}
-	if m.endCounted != nil {
-		m.endCounted(e.id)
-	}
 }

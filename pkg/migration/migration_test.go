@@ -364,8 +364,8 @@ func TestSubmitRefusals(t *testing.T) {
 		msg      string
 	}{
 		{"same peers", Task{RegionID: region0, From: 1, To: 1}, nil, statuscode.InvalidArguments, "Invalid arguments: The `from_peer_id` can't equal `to_peer_id`"},
-		{"no such table", Task{RegionID: greptimekey.RegionID(2048, 0), From: 1, To: 3}, nil, statuscode.Unexpected, "Failed to find table route for 2048"},
-		{"no such region", Task{RegionID: greptimekey.RegionID(tableID, 7), From: 1, To: 3}, nil, statuscode.Unexpected, "Failed to find table route for 4398046511111(1024, 7)"},
+		{"no such table", Task{RegionID: greptimekey.RegionID(2048, 0), From: 1, To: 3}, nil, statuscode.TableNotFound, "Failed to find table route for 2048"},
+		{"no such region", Task{RegionID: greptimekey.RegionID(tableID, 7), From: 1, To: 3}, nil, statuscode.RegionNotFound, "Failed to find table route for 4398046511111(1024, 7)"},
 		{"leader changed", Task{RegionID: region0, From: 2, To: 3}, ErrLeaderChanged, statuscode.InvalidArguments,
 			"Region's leader peer changed: Region's leader peer(1) is not the `from_peer`(2), region: 4398046511104(1024, 0)"},
 		{"target not alive", Task{RegionID: region0, From: 1, To: 4}, ErrPeerUnavailable, statuscode.Unexpected, "The target peer is unavailable temporally: 4"},

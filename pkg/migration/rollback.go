@@ -48,7 +48,7 @@ func (p *migration) Rollback(ctx context.Context, pc *procedure.Context) (err er
 			return err
 		}
 	}
-	changed, err := updateRoute(ctx, pc.Store, p.data.RegionID,
+	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID,
 		func(rr greptimekey.RegionRoute) (bool, error) {
 			return rr.LeaderState != greptimekey.LeaderStateDowngrading, nil
 		},

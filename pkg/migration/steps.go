@@ -140,7 +140,7 @@ func (p *migration) downgradeMetadata(ctx context.Context, pc *procedure.Context
 		}
 		return rr.LeaderState == greptimekey.LeaderStateDowngrading, nil
 	}
-	changed, err := updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
+	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
 		routes := cloneRoutes(s.value.Physical.RegionRoutes)
 		routes[s.index].SetLeaderState(greptimekey.LeaderStateDowngrading, p.m.clock.Now().UnixMilli())
 		return routeChange{routes: routes}, nil
@@ -320,7 +320,7 @@ func (p *migration) upgradeMetadata(ctx context.Context, pc *procedure.Context, 
 		}
 		return false, nil
 	}
-	changed, err := updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
+	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
 		dn, err := datanodeTable(ctx, pc.Store, p.data.From.ID, s.tableID)
 		if err != nil {
 			return routeChange{}, err

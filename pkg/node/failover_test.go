@@ -161,6 +161,7 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 
 	// Datanode 1 comes back with its old regions: its lease lists them as
 	// closeable, and it closes them.
+	ctx = timeout(t)
 	back, err := greptimefake.New(greptimefake.Config{Endpoints: []string{n.Advertised()}, Role: metapb.Role_DATANODE, ID: 1, RegionServer: true, Compressor: "zstd"})
 	require.NoError(t, err)
 	require.NoError(t, back.Start(ctx))
