@@ -148,7 +148,6 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 	grants := &leaderGrants{held: map[uint64]map[uint64]time.Time{}, latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
-	var dns []*greptimefake.Node
 	for id := uint64(1); id <= 2; id++ {
 		dn, err := greptimefake.New(greptimefake.Config{Endpoints: c.Endpoints(), Role: metapb.Role_DATANODE, ID: id,
 			RegionServer: true, Compressor: grpczstd.Name, OnInstruction: trap.hook})
@@ -157,7 +156,6 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 		t.Cleanup(dn.Stop)
 		waitFirstLease(t, dn)
 		grants.watch(id, dn, done)
-		dns = append(dns, dn)
 	}
 	fe := ddlFrontend{c: c}
 	table := fe.ddl(t, greptimeddl.CreateTable(greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: "m", Partitions: 1})).GetTableIds()[0].GetId()
