@@ -22,10 +22,8 @@ const maxViolations = 10
 type recorder struct {
 	mu sync.Mutex
 	// changed is closed, and replaced, at every record.
-	changed chan struct{}
-	// held is, per region, the end of each datanode's latest Leader grant.
-	held         map[uint64]map[uint64]time.Time
-	grants       uint64
+	changed      chan struct{}
+	windows      *greptimefake.LeaderWindows
 	violations   []string
 	overlaps     int
 	leaseSeconds uint64
@@ -51,7 +49,7 @@ type roundWatch struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{changed: make(chan struct{}), held: map[uint64]map[uint64]time.Time{}, latest: map[uint64]seenLease{}}
+	return &recorder{changed: make(chan struct{}), windows: greptimefake.NewLeaderWindows(), latest: map[uint64]seenLease{}}
 }
 
 // signalLocked wakes the waiters; r.mu is held.
@@ -60,42 +58,22 @@ func (r *recorder) signalLocked() {
 	r.changed = make(chan struct{})
 }
 
-// lease records a lease datanode id received: each Leader grant is held
-// until lease_seconds after its arrival, or until the datanode takes a
-// grant of another role for the region, and must not begin while another
-// datanode holds the region.
+// lease records a lease datanode id received: its Leader grants must not
+// begin while another datanode holds the region (greptimefake's
+// LeaderWindows), and a live datanode's first Leader grant of a round's
+// region times the round.
 func (r *recorder) lease(id uint64, l *metapb.RegionLease) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	r.leaseSeconds = l.GetLeaseSeconds()
-	until := now.Add(time.Duration(l.GetLeaseSeconds()) * time.Second)
-	for _, g := range l.GetRegions() {
-		rid := g.GetRegionId()
-		held := r.held[rid]
-		if held == nil {
-			held = map[uint64]time.Time{}
-			r.held[rid] = held
-		}
-		if g.GetRole() != metapb.RegionRole_Leader {
-			if end, ok := held[id]; ok && now.Before(end) {
-				held[id] = now
-			}
-			continue
-		}
-		r.grants++
-		for other, end := range held {
-			if other != id && now.Before(end) {
-				r.overlaps++
-				if len(r.violations) < maxViolations {
-					r.violations = append(r.violations, fmt.Sprintf("region %d granted Leader on datanode %d at %s while datanode %d held it until %s",
-						rid, id, now.Format(time.RFC3339Nano), other, end.Format(time.RFC3339Nano)))
-				}
-			}
-		}
-		held[id] = until
-		if w := r.round; w != nil && id != w.victim && w.regions[rid] {
-			if _, ok := w.leader[rid]; !ok {
+	overlaps := r.windows.Lease(id, l, now)
+	r.overlaps += len(overlaps)
+	r.violations = append(r.violations, overlaps[:min(len(overlaps), maxViolations-min(len(r.violations), maxViolations))]...)
+	if w := r.round; w != nil && id != w.victim {
+		for _, g := range l.GetRegions() {
+			rid := g.GetRegionId()
+			if _, seen := w.leader[rid]; g.GetRole() == metapb.RegionRole_Leader && w.regions[rid] && !seen {
 				w.leader[rid] = now
 			}
 		}
@@ -210,5 +188,5 @@ func (r *recorder) forget(id uint64) {
 func (r *recorder) check() LeaseCheck {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return LeaseCheck{LeaderGrants: r.grants, Overlaps: r.overlaps, Problems: append([]string(nil), r.violations...), LeaseSeconds: r.leaseSeconds}
+	return LeaseCheck{LeaderGrants: r.windows.Grants(), Overlaps: r.overlaps, Problems: append([]string(nil), r.violations...), LeaseSeconds: r.leaseSeconds}
 }

@@ -38,7 +38,7 @@ type createDatabaseData struct {
 
 func (s *Service) newCreateDatabase(e *greptimepb.CreateDatabaseExpr) (procedure.Procedure, error) {
 	if e == nil {
-		return nil, missingParameter("create_database")
+		return nil, statuscode.MissingParameter("create_database")
 	}
 	if err := checkNames(e.GetCatalogName(), e.GetSchemaName()); err != nil {
 		return nil, err

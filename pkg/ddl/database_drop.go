@@ -59,7 +59,7 @@ type dropTarget struct {
 
 func (s *Service) newDropDatabase(e *greptimepb.DropDatabaseExpr) (procedure.Procedure, error) {
 	if e == nil {
-		return nil, missingParameter("drop_database")
+		return nil, statuscode.MissingParameter("drop_database")
 	}
 	if err := checkNames(e.GetCatalogName(), e.GetSchemaName()); err != nil {
 		return nil, err

@@ -20,10 +20,6 @@ const (
 	stateCreateMetadata = "create_metadata"
 )
 
-func missingParameter(name string) error {
-	return statuscode.Errorf(statuscode.InvalidArguments, "Missing required parameter, param: %q", name)
-}
-
 // checkNames refuses empty names and names holding the key separator: a
 // name with "/" would read back as another catalog, schema or table.
 func checkNames(names ...string) error {

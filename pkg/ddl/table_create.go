@@ -59,7 +59,7 @@ type createTableData struct {
 func (s *Service) newCreateTable(t *metapb.CreateTableTask) (procedure.Procedure, error) {
 	e := t.GetCreateTable()
 	if e == nil {
-		return nil, missingParameter("create_table")
+		return nil, statuscode.MissingParameter("create_table")
 	}
 	if err := checkNames(e.GetCatalogName(), e.GetSchemaName(), e.GetTableName()); err != nil {
 		return nil, err

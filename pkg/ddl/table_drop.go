@@ -54,13 +54,13 @@ type dropTableData struct {
 
 func (s *Service) newDropTable(e *greptimepb.DropTableExpr) (procedure.Procedure, error) {
 	if e == nil {
-		return nil, missingParameter("drop_table")
+		return nil, statuscode.MissingParameter("drop_table")
 	}
 	if err := checkNames(e.GetCatalogName(), e.GetSchemaName(), e.GetTableName()); err != nil {
 		return nil, err
 	}
 	if e.GetTableId() == nil {
-		return nil, missingParameter("table_id")
+		return nil, statuscode.MissingParameter("table_id")
 	}
 	return &dropTable{s: s, data: dropTableData{
 		State:        statePrepare,
@@ -206,16 +206,9 @@ func (p *dropTable) Rollback(ctx context.Context, pc *procedure.Context) error {
 // physicalRoute reads a physical table's region routes and, from its
 // datanodes' __dn_table values, its regions' WAL options.
 func physicalRoute(ctx context.Context, store kv.Backend, tableID uint32) ([]greptimekey.RegionRoute, map[uint32]string, error) {
-	p, err := kv.Get(ctx, store, greptimekey.TableRouteKey(tableID))
-	if err != nil {
-		return nil, nil, storeError(err)
-	}
-	if p == nil {
-		return nil, nil, nil
-	}
-	route, err := greptimekey.Decode[greptimekey.TableRouteValue](p.Value)
-	if err != nil {
-		return nil, nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected: table route of table id %d: %v", tableID, err)
+	route, err := readRoute(ctx, store, tableID)
+	if err != nil || route == nil {
+		return nil, nil, err
 	}
 	if route.Physical == nil {
 		return nil, nil, statuscode.Errorf(statuscode.Unsupported, "Unsupported operation: table id %d is a logical (metric engine) table; metasrv drops physical tables only", tableID)
@@ -239,6 +232,22 @@ func physicalRoute(ctx context.Context, store kv.Backend, tableID uint32) ([]gre
 		}
 	}
 	return routes, wal, nil
+}
+
+// readRoute reads a table's route, nil when it has none.
+func readRoute(ctx context.Context, store kv.Backend, tableID uint32) (*greptimekey.TableRouteValue, error) {
+	p, err := kv.Get(ctx, store, greptimekey.TableRouteKey(tableID))
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if p == nil {
+		return nil, nil
+	}
+	route, err := greptimekey.Decode[greptimekey.TableRouteValue](p.Value)
+	if err != nil {
+		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected: table route of table id %d: %v", tableID, err)
+	}
+	return &route, nil
 }
 
 // metadataKeys is every key of a table's metadata.

@@ -144,16 +144,12 @@ func (p *truncateTable) prepare(ctx context.Context, store kv.Backend) error {
 // truncated.
 func (p *truncateTable) routes(ctx context.Context, store kv.Backend) ([]greptimekey.RegionRoute, error) {
 	id := p.data.TableID
-	kvp, err := kv.Get(ctx, store, greptimekey.TableRouteKey(id))
+	route, err := readRoute(ctx, store, id)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, err
 	}
-	if kvp == nil {
+	if route == nil {
 		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for table id %d", id)
-	}
-	route, err := greptimekey.Decode[greptimekey.TableRouteValue](kvp.Value)
-	if err != nil {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected: table route of table id %d: %v", id, err)
 	}
 	if route.Physical == nil {
 		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected: Truncate table is only supported for physical tables.")

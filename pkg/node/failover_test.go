@@ -18,40 +18,35 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/regionclient"
 )
 
-// leaseLog checks, over a whole test, that no region is ever granted a
-// leader lease on two datanodes at once: each grant is held from when the
-// datanode received it until lease_seconds later (an upper bound of what
-// the datanode itself counts, which starts earlier, when it sent the beat),
-// or until the datanode takes a grant of another role for the region.
+// leaseLog watches every lease the fakes receive: greptimefake's
+// LeaderWindows finds a region granted leader on two datanodes at once, and
+// latest is the datanode of each region's latest Leader grant.
 type leaseLog struct {
-	mu     sync.Mutex
-	grants map[uint64][]grant // region -> leader grants in arrival order
-	// updated gets a signal (the latest kept) whenever a grant is recorded.
+	mu       sync.Mutex
+	windows  *greptimefake.LeaderWindows
+	latest   map[uint64]uint64 // region -> datanode
+	overlaps []string
+	// updated gets a signal (the latest kept) whenever a lease is recorded.
 	updated chan struct{}
 }
 
-type grant struct {
-	datanode uint64
-	leader   bool
-	from, to time.Time
+func newLeaseLog() *leaseLog {
+	return &leaseLog{windows: greptimefake.NewLeaderWindows(), latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
 }
 
-func (l *leaseLog) watch(t *testing.T, id uint64, dn *greptimefake.Node, done <-chan struct{}) {
-	t.Helper()
+func (l *leaseLog) watch(id uint64, dn *greptimefake.Node, done <-chan struct{}) {
 	go func() {
 		for {
 			select {
 			case <-done:
 				return
 			case lease := <-dn.Leases():
-				now := time.Now()
 				l.mu.Lock()
+				l.overlaps = append(l.overlaps, l.windows.Lease(id, lease, time.Now())...)
 				for _, g := range lease.GetRegions() {
-					until := now // another role ends the datanode's window
 					if g.GetRole() == metapb.RegionRole_Leader {
-						until = now.Add(time.Duration(lease.GetLeaseSeconds()) * time.Second)
+						l.latest[g.GetRegionId()] = id
 					}
-					l.grants[g.GetRegionId()] = append(l.grants[g.GetRegionId()], grant{id, g.GetRole() == metapb.RegionRole_Leader, now, until})
 				}
 				l.mu.Unlock()
 				select {
@@ -70,10 +65,10 @@ func (l *leaseLog) waitLeader(t *testing.T, region, from uint64) uint64 {
 	ctx := timeout(t)
 	for {
 		l.mu.Lock()
-		gs := l.grants[region]
+		dn, ok := l.latest[region]
 		l.mu.Unlock()
-		if len(gs) > 0 && gs[len(gs)-1].leader && gs[len(gs)-1].datanode != from {
-			return gs[len(gs)-1].datanode
+		if ok && dn != from {
+			return dn
 		}
 		select {
 		case <-l.updated:
@@ -83,23 +78,12 @@ func (l *leaseLog) waitLeader(t *testing.T, region, from uint64) uint64 {
 	}
 }
 
-// check fails when two datanodes' leader grants of a region overlap.
+// check fails when two datanodes' leader grants of a region overlapped.
 func (l *leaseLog) check(t *testing.T) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for region, gs := range l.grants {
-		held := map[uint64]time.Time{} // datanode -> end of its latest grant
-		for _, g := range gs {
-			for other, until := range held {
-				require.False(t, g.leader && other != g.datanode && g.from.Before(until),
-					"region %d granted leader to datanode %d at %s while datanode %d held it until %s", region, g.datanode, g.from, other, until)
-			}
-			if g.leader || g.to.Before(held[g.datanode]) {
-				held[g.datanode] = g.to
-			}
-		}
-	}
+	require.Empty(t, l.overlaps)
 }
 
 // One of three datanodes stops heartbeating: each leader region it had is
@@ -119,7 +103,7 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 	require.NoError(t, n.Start(ctx))
 	firstLeader(t, n, n)
 
-	log := &leaseLog{grants: map[uint64][]grant{}, updated: make(chan struct{}, 1)}
+	log := newLeaseLog()
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	var dns []*greptimefake.Node
@@ -129,7 +113,7 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 		require.NoError(t, dn.Start(ctx))
 		t.Cleanup(dn.Stop)
 		waitLease(t, dn, func(*metapb.RegionLease) bool { return true })
-		log.watch(t, id, dn, done)
+		log.watch(id, dn, done)
 		dns = append(dns, dn)
 	}
 	c := &ddlCluster{leader: n, procs: metapb.NewProcedureServiceClient(dialGreptime(t, n))}

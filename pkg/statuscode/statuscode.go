@@ -110,6 +110,16 @@ func Errorf(c Code, format string, args ...any) *Error {
 	return &Error{Status: c, Msg: fmt.Sprintf(format, args...)}
 }
 
+// MissingParameter is GreptimeDB's MissingRequiredParameter refusal of a
+// request without the named field (InvalidArguments; the name quoted as
+// Rust's {:?} prints it).
+func MissingParameter(name string) *Error {
+	return Errorf(InvalidArguments, "Missing required parameter, param: %q", name)
+}
+
+// MissingRequestHeader is GreptimeDB's refusal of a request without a header.
+func MissingRequestHeader() *Error { return Errorf(InvalidArguments, "Missing request header") }
+
 // Of is the status code of the first *Error in err's chain, or ok false.
 func Of(err error) (Code, bool) {
 	var e *Error

@@ -2,7 +2,6 @@ package greptime
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -45,15 +44,13 @@ func (tr *instructionTrap) hook(_ *metapb.MailboxMessage, ins instruction.Instru
 	return greptimefake.InstructionAction{Wait: tr.release}
 }
 
-// leaderGrants records, per region, which datanodes may write it and until
-// when: a datanode holds a region writable from a Leader grant until the
-// lease's end, or until it takes a newer grant of another role or executes
-// a DowngradeRegions of it (the datanode demotes the region at once, as
-// mito's set_role does). Two datanodes' windows must never overlap.
+// leaderGrants watches every lease and executed downgrade of the fakes:
+// greptimefake's LeaderWindows finds a region writable on two datanodes at
+// once, and latest is the datanode of each region's latest Leader grant.
 type leaderGrants struct {
 	mu      sync.Mutex
-	held    map[uint64]map[uint64]time.Time // region -> datanode -> end of its latest grant
-	latest  map[uint64]uint64               // region -> datanode of its latest grant
+	windows *greptimefake.LeaderWindows
+	latest  map[uint64]uint64 // region -> datanode of its latest Leader grant
 	overlap []string
 	updated chan struct{}
 }
@@ -68,45 +65,24 @@ func (g *leaderGrants) watch(id uint64, dn *greptimefake.Node, done <-chan struc
 				g.record(id, lease, time.Now())
 			case ev := <-dn.Instructions():
 				if down, ok := ev.Instruction.(instruction.DowngradeRegions); ok && ev.Executed {
+					g.mu.Lock()
 					for _, d := range down {
-						g.demote(id, uint64(d.RegionID), time.Now())
+						g.windows.Downgraded(id, uint64(d.RegionID), time.Now())
 					}
+					g.mu.Unlock()
 				}
 			}
 		}
 	}()
 }
 
-// demote ends datanode dn's writable window of region r at now.
-func (g *leaderGrants) demote(dn, r uint64, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if until, ok := g.held[r][dn]; ok && now.Before(until) {
-		g.held[r][dn] = now
-	}
-}
-
 func (g *leaderGrants) record(dn uint64, lease *metapb.RegionLease, now time.Time) {
 	g.mu.Lock()
+	g.overlap = append(g.overlap, g.windows.Lease(dn, lease, now)...)
 	for _, gr := range lease.GetRegions() {
-		r := gr.GetRegionId()
-		if gr.GetRole() != metapb.RegionRole_Leader {
-			if until, ok := g.held[r][dn]; ok && now.Before(until) {
-				g.held[r][dn] = now // demoted by the grant
-			}
-			continue
+		if gr.GetRole() == metapb.RegionRole_Leader {
+			g.latest[gr.GetRegionId()] = dn
 		}
-		if g.held[r] == nil {
-			g.held[r] = map[uint64]time.Time{}
-		}
-		for other, until := range g.held[r] {
-			if other != dn && now.Before(until) {
-				g.overlap = append(g.overlap, fmt.Sprintf("region %d granted leader on datanode %d at %s while datanode %d may write it until %s",
-					r, dn, now.Format(time.StampMilli), other, until.Format(time.StampMilli)))
-			}
-		}
-		g.held[r][dn] = now.Add(time.Duration(lease.GetLeaseSeconds()) * time.Second)
-		g.latest[r] = dn
 	}
 	g.mu.Unlock()
 	select {
@@ -145,7 +121,7 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 	}
 	c := startCluster(t)
 	trap := &instructionTrap{}
-	grants := &leaderGrants{held: map[uint64]map[uint64]time.Time{}, latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
+	grants := &leaderGrants{windows: greptimefake.NewLeaderWindows(), latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	for id := uint64(1); id <= 2; id++ {

@@ -39,7 +39,7 @@ func (s *migratingProcedureService) Migrate(ctx context.Context, req *metapb.Mig
 		return &metapb.MigrateRegionResponse{Header: heartbeat.NotLeaderHeader()}, nil
 	}
 	if req.GetHeader() == nil {
-		return nil, missingHeader()
+		return nil, statuscode.MissingRequestHeader()
 	}
 	if s.migrations == nil {
 		return nil, statuscode.Errorf(statuscode.Unsupported, "Unsupported operation: region migration is not enabled on this node")

@@ -40,17 +40,17 @@ func (s *procedureService) Ddl(ctx context.Context, req *metapb.DdlTaskRequest) 
 		return &metapb.DdlTaskResponse{Header: heartbeat.NotLeaderHeader()}, nil
 	}
 	if req.GetHeader() == nil {
-		return nil, missingHeader()
+		return nil, statuscode.MissingRequestHeader()
 	}
 	if req.GetQueryContext() == nil {
-		return nil, missingParameter("query_context")
+		return nil, statuscode.MissingParameter("query_context")
 	}
 	if req.GetTask() == nil {
 		if len(req.ProtoReflect().GetUnknown()) > 0 {
 			return nil, statuscode.Errorf(statuscode.Unsupported,
 				"Unsupported operation: this DDL task; metasrv runs create/drop database, create/drop table, alter table and truncate table")
 		}
-		return nil, missingParameter("task")
+		return nil, statuscode.MissingParameter("task")
 	}
 	id, tables, err := s.ddl.Submit(ctx, req)
 	if err != nil {
@@ -70,10 +70,10 @@ func (s *procedureService) Query(ctx context.Context, req *metapb.QueryProcedure
 		return &metapb.ProcedureStateResponse{Header: heartbeat.NotLeaderHeader()}, nil
 	}
 	if req.GetHeader() == nil {
-		return nil, missingHeader()
+		return nil, statuscode.MissingRequestHeader()
 	}
 	if req.GetPid() == nil {
-		return nil, missingParameter("pid")
+		return nil, statuscode.MissingParameter("pid")
 	}
 	id := procedure.ID(req.GetPid().GetKey())
 	info, err := s.procs.Get(ctx, id)
@@ -92,7 +92,7 @@ func (s *procedureService) Details(ctx context.Context, req *metapb.ProcedureDet
 		return &metapb.ProcedureDetailResponse{Header: heartbeat.NotLeaderHeader()}, nil
 	}
 	if req.GetHeader() == nil {
-		return nil, missingHeader()
+		return nil, statuscode.MissingRequestHeader()
 	}
 	infos, _, err := s.procs.List(ctx, procedure.ListFilter{})
 	if err != nil {
@@ -106,14 +106,6 @@ func (s *procedureService) Details(ctx context.Context, req *metapb.ProcedureDet
 }
 
 func pid(id procedure.ID) *metapb.ProcedureId { return &metapb.ProcedureId{Key: []byte(id)} }
-
-func missingHeader() error {
-	return statuscode.Errorf(statuscode.InvalidArguments, "Missing request header")
-}
-
-func missingParameter(name string) error {
-	return statuscode.Errorf(statuscode.InvalidArguments, "Missing required parameter, param: %q", name)
-}
 
 // procedureStatus maps our states onto GreptimeDB's: a procedure rolled back
 // after a failure is Failed there, and one whose rollback failed too (it
