@@ -156,8 +156,11 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 		_, err := rc.Handle(ctx, back.PeerAddr(), &regionpb.RegionRequest{Body: &regionpb.RegionRequest_Create{Create: &regionpb.CreateRequest{RegionId: r, Engine: "mito"}}})
 		require.NoError(t, err)
 	}
+	// A heartbeat may report the first region before the second is
+	// created, and the node closes what a lease calls closeable: each region
+	// shows up as closeable in some lease, not necessarily the same one.
+	closeable := map[uint64]bool{}
 	waitLease(t, back, func(l *metapb.RegionLease) bool {
-		closeable := map[uint64]bool{}
 		for _, r := range l.GetCloseableRegionIds() {
 			closeable[r] = true
 		}
