@@ -70,8 +70,9 @@ func TestBenchFailoverRegionsText(t *testing.T) {
 	require.Contains(t, stdout, "bench failover-regions: rounds=1 regions=2 datanodes=2 database=greptime.bench_fo_text leader="+n.srv.Advertised()+" heartbeat_interval=200ms\n")
 	require.Contains(t, stdout, "failure detector (for the floor): threshold=8 min_std_deviation=100ms acceptable_heartbeat_pause=500ms first_heartbeat_estimate=200ms\n")
 	require.Regexp(t, `round\s+regions\s+beats\s+floor\s+detected\s+upgraded\s+leader p50\s+leader max\s+move\n\s+1\s+2\s+\d+(\s+-?\d+\.\d{3}){6}\n`, stdout)
-	require.Regexp(t, `median(\s+-?\d+\.\d{3}){5}\n\s*p99(\s+-?\d+\.\d{3}){5}\n`, stdout)
+	require.Regexp(t, `median(\s+-?\d+\.\d{3}){6}\n\s*p99(\s+-?\d+\.\d{3}){6}\n`, stdout)
 	require.Regexp(t, `regions writable elsewhere \(leader max over 1 rounds\): median \S+, p99 \S+\n`, stdout)
+	require.Regexp(t, `last region upgraded \(.*\): median \S+, p99 \S+; upgraded - floor: median \S+, p99 \S+\n`, stdout)
 	require.Regexp(t, `lease check: \d+ leader grants \(lease_seconds 1\), no region leader on two datanodes at once: ok\n`, stdout)
 }
 

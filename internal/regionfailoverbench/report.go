@@ -81,6 +81,12 @@ type Summary struct {
 	// Move is LeaderMax minus Floor: what the failover took once the
 	// detector could say the victim failed.
 	Move Stat `json:"move"`
+	// UpgradedMax is the last UpgradeRegions executed, when GreptimeDB's
+	// datanode makes the last region writable (its catch-up sets the
+	// region writable; the next lease only renews it). UpgradedMove is it
+	// minus Floor.
+	UpgradedMax  Stat `json:"upgraded_max"`
+	UpgradedMove Stat `json:"upgraded_move"`
 }
 
 // Stat is a median and a 99th percentile (nearest rank: with fewer than
@@ -126,6 +132,8 @@ func summarize(rounds []Round) Summary {
 		Detected:     of(func(r Round) float64 { return r.Detected }),
 		Floor:        of(func(r Round) float64 { return r.Floor }),
 		Move:         of(func(r Round) float64 { return r.LeaderMax - r.Floor }),
+		UpgradedMax:  of(func(r Round) float64 { return r.UpgradedMax }),
+		UpgradedMove: of(func(r Round) float64 { return r.UpgradedMax - r.Floor }),
 	}
 }
 

@@ -28,10 +28,13 @@ const (
 	// migrationTimeout is DEFAULT_REGION_MIGRATION_TIMEOUT, multiplied by
 	// how many times the region was failed over in this term.
 	migrationTimeout = 120 * time.Second
+	// submitConcurrency bounds the failovers of one tick being submitted
+	// at once.
+	submitConcurrency = 32
 )
 
 // Migrations submits and lists region migrations; *migration.Manager
-// satisfies it.
+// satisfies it. Submit is called from several goroutines at once.
 type Migrations interface {
 	Submit(ctx context.Context, t migration.Task) (procedure.ID, error)
 	Running() []migration.Info
@@ -252,16 +255,24 @@ func (r *run) failover(ctx context.Context, dn uint64, regions []uint64) {
 		r.s.metrics.noTarget.Add(float64(len(regions)))
 		return
 	}
+	// Each submission stores a procedure: made one after another, 100 of
+	// them took seconds; made together, the store commits them in groups.
+	sem := make(chan struct{}, submitConcurrency)
+	var wg sync.WaitGroup
 	for i, id := range regions {
 		pair := region.DetectingRegion{DatanodeID: dn, RegionID: id}
 		r.counts[pair]++
 		task := migration.Task{RegionID: id, From: dn, To: peers[i].ID, Timeout: migrationTimeout * time.Duration(r.counts[pair]), Reason: migration.ReasonFailover}
-		pid, err := r.s.opts.Migrations.Submit(ctx, task)
-		if stopped(ctx, err) {
-			return
-		}
-		r.submitted(pair, task, pid, err)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			pid, err := r.s.opts.Migrations.Submit(ctx, task)
+			if !stopped(ctx, err) {
+				r.submitted(pair, task, pid, err)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // stopped reports whether err is the end of the term's context.

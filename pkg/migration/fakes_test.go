@@ -260,8 +260,10 @@ type bundle struct {
 	keeper  *region.Keeper
 	mailbox *fakeMailbox
 	clock   *fakeClock
-	mgr     *Manager
-	term    int64
+	// detector is handed the migrated region's failure detection.
+	detector *region.FailureDetector
+	mgr      *Manager
+	term     int64
 }
 
 func setup(t *testing.T) *bundle {
@@ -280,7 +282,10 @@ func setupLogged(t *testing.T, h slog.Handler) *bundle {
 		mailbox: &fakeMailbox{unreachable: map[uint64]bool{}},
 		clock:   newFakeClock(),
 	}
-	mgr, err := New(Options{Logger: slog.New(h), Procedures: b.procs, Keeper: b.keeper, Mailbox: b.mailbox, Clock: b.clock})
+	detector, err := region.NewFailureDetector(region.FailureDetectorOptions{PhiAccrual: region.DefaultPhiAccrualOptions(), Now: b.clock.Now})
+	require.NoError(t, err)
+	b.detector = detector
+	mgr, err := New(Options{Logger: slog.New(h), Procedures: b.procs, Keeper: b.keeper, Mailbox: b.mailbox, Clock: b.clock, Detectors: detector})
 	require.NoError(t, err)
 	b.mgr = mgr
 	b.seed(t)
@@ -289,6 +294,8 @@ func setupLogged(t *testing.T, h slog.Handler) *bundle {
 	}
 	b.startTerm(t, 1)
 	t.Cleanup(b.stopTerm)
+	// As the supervisor registers the routes' leader regions.
+	require.NoError(t, b.detector.Register(1, []region.DetectingRegion{{DatanodeID: 1, RegionID: region0}}, b.clock.Now()))
 	return b
 }
 
@@ -356,6 +363,7 @@ func (b *bundle) startTerm(t *testing.T, id int64) {
 	t.Helper()
 	b.term = id
 	term := metasrv.Term{ID: id, Store: b.store, Memory: b.memory}
+	require.NoError(t, b.detector.Start(t.Context(), term))
 	require.NoError(t, b.keeper.Start(t.Context(), term))
 	require.NoError(t, b.mgr.Start(t.Context(), term))
 	require.NoError(t, b.procs.StartTerm(context.Background(), id, b.store))
@@ -365,6 +373,7 @@ func (b *bundle) stopTerm() {
 	b.procs.Stop()
 	b.mgr.Stop()
 	b.keeper.Stop()
+	b.detector.Stop()
 }
 
 // migrate submits region 0's move from datanode 1 to datanode 3.

@@ -45,6 +45,9 @@ type Options struct {
 	// region lease (region.LeaseSeconds) and the datanode lease follow; 0
 	// is GreptimeDB's default.
 	HeartbeatInterval time.Duration
+	// Detectors, when set (region failover on), follow each migrated
+	// region to its new leader.
+	Detectors Detectors
 	// Clock, nil for the system clock.
 	Clock Clock
 }
@@ -64,7 +67,7 @@ type Manager struct {
 	clock       Clock
 	regionLease time.Duration
 	metrics     *metrics
-	gates       *routeGates
+	routes      *routeWriter
 
 	mu      sync.Mutex
 	term    *termState
@@ -108,7 +111,7 @@ func New(o Options) (*Manager, error) {
 		clock:       o.Clock,
 		regionLease: time.Duration(region.LeaseSeconds(o.HeartbeatInterval)) * time.Second,
 		metrics:     newMetrics(),
-		gates:       newRouteGates(),
+		routes:      newRouteWriter(),
 		running:     map[uint64]*tracked{},
 	}
 	if err := o.Procedures.RegisterLoader(TypeName, m.load); err != nil {
@@ -222,7 +225,7 @@ func (m *Manager) validate(ctx context.Context, ts *termState, d *migrationData)
 	if d.From.ID == d.To.ID {
 		return invalidArguments("The `from_peer_id` can't equal `to_peer_id`")
 	}
-	snap, err := readRoute(ctx, ts.store, d.RegionID)
+	snap, err := readRoute(ctx, ts.store, m.routes.decoded, d.RegionID)
 	if err != nil {
 		return err
 	}

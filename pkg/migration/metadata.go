@@ -39,8 +39,21 @@ func (s *routeSnapshot) route() greptimekey.RegionRoute {
 
 // readRoute reads the route of regionID's table. A missing table route or
 // region route, or a logical table, is not retryable.
-func readRoute(ctx context.Context, store kv.Backend, regionID uint64) (*routeSnapshot, error) {
-	tableID := greptimekey.RegionTableID(regionID)
+// Decoding goes through decoded, so the value read is shared: a change
+// copies what it alters (cloneRoutes).
+func readRoute(ctx context.Context, store kv.Backend, decoded *greptimekey.RouteCache, regionID uint64) (*routeSnapshot, error) {
+	snap, err := readTableRoute(ctx, store, decoded, greptimekey.RegionTableID(regionID))
+	if err != nil {
+		return nil, err
+	}
+	if err := snap.find(regionID); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// readTableRoute reads a physical table's route; index is left at -1.
+func readTableRoute(ctx context.Context, store kv.Backend, decoded *greptimekey.RouteCache, tableID uint32) (*routeSnapshot, error) {
 	p, err := kv.Get(ctx, store, greptimekey.TableRouteKey(tableID))
 	if err != nil {
 		return nil, storeError(fmt.Errorf("read the route of table %d: %w", tableID, err))
@@ -50,113 +63,24 @@ func readRoute(ctx context.Context, store kv.Backend, regionID uint64) (*routeSn
 		// supervisor forgets the region's detector.
 		return nil, statuscode.Errorf(statuscode.TableNotFound, "Failed to find table route for %d", tableID)
 	}
-	v, err := greptimekey.Decode[greptimekey.TableRouteValue](p.Value)
+	v, err := decoded.Decode(tableID, p.Value)
 	if err != nil {
 		return nil, unexpected("the route of table %d does not decode: %v", tableID, err)
 	}
 	if v.Physical == nil {
 		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected table route type: TableRoute(%d) is a non-physical TableRouteValue.", tableID)
 	}
-	i := slices.IndexFunc(v.Physical.RegionRoutes, func(r greptimekey.RegionRoute) bool { return r.Region.ID == regionID })
-	if i < 0 {
-		return nil, statuscode.Errorf(statuscode.RegionNotFound, "Failed to find table route for %s", regionName(regionID))
-	}
-	return &routeSnapshot{tableID: tableID, raw: p.Value, value: v, index: i}, nil
+	return &routeSnapshot{tableID: tableID, raw: p.Value, value: v, index: -1}, nil
 }
 
-// routeGates serialise the route updates of one table's migrations on this
-// leader. Each migration moves one region, and all of a table's regions
-// share one __table_route value: a failover of a datanode's 100 regions
-// would otherwise run 100 compare-and-puts on one key at once, and retry
-// the losers with backoff (a first run spent minutes in those retries).
-// Taken in turn, every update finds the value its read saw. The
-// compare-and-put stays: writers outside this leader's migrations (DDL, a
-// deposed leader) still lose to it. Tables are striped over a fixed set of
-// gates, so two tables may share one (they then also take turns).
-type routeGates [64]chan struct{}
-
-func newRouteGates() *routeGates {
-	var g routeGates
-	for i := range g {
-		g[i] = make(chan struct{}, 1)
+// find points s at regionID's region route; a region the route does not
+// have is GreptimeDB's RegionNotFound.
+func (s *routeSnapshot) find(regionID uint64) error {
+	s.index = slices.IndexFunc(s.value.Physical.RegionRoutes, func(r greptimekey.RegionRoute) bool { return r.Region.ID == regionID })
+	if s.index < 0 {
+		return statuscode.Errorf(statuscode.RegionNotFound, "Failed to find table route for %s", regionName(regionID))
 	}
-	return &g
-}
-
-// enter waits for table's gate; the returned func leaves it.
-func (g *routeGates) enter(ctx context.Context, table uint32) (func(), error) {
-	gate := g[table%uint32(len(g))]
-	select {
-	case gate <- struct{}{}:
-		return func() { <-gate }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// updateRoute is updateRoute taking regionID's table's gate.
-func (m *Manager) updateRoute(ctx context.Context, store kv.Backend, regionID uint64,
-	done func(greptimekey.RegionRoute) (bool, error), change func(*routeSnapshot) (routeChange, error),
-) (bool, error) {
-	leave, err := m.gates.enter(ctx, greptimekey.RegionTableID(regionID))
-	if err != nil {
-		return false, err
-	}
-	defer leave()
-	return updateRoute(ctx, store, regionID, done, change)
-}
-
-// routeChange is what one route update writes: the region routes of the
-// new value and other keys put or deleted with it, in one transaction.
-type routeChange struct {
-	routes []greptimekey.RegionRoute
-	ops    []kv.TxnOp
-}
-
-// updateRoute rewrites the route of regionID's table with a compare-and-put
-// against the bytes read, as GreptimeDB's table metadata manager does. done
-// reports whether the region's route already is as wanted, so a step that
-// runs again after a commit whose answer was lost writes nothing; change
-// builds the update from the snapshot. A compare that fails for another
-// reason (another region of the table changed) is retried.
-func updateRoute(ctx context.Context, store kv.Backend, regionID uint64,
-	done func(greptimekey.RegionRoute) (bool, error), change func(*routeSnapshot) (routeChange, error),
-) (bool, error) {
-	snap, err := readRoute(ctx, store, regionID)
-	if err != nil {
-		return false, err
-	}
-	if ok, err := done(snap.route()); ok || err != nil {
-		return false, err
-	}
-	c, err := change(snap)
-	if err != nil {
-		return false, err
-	}
-	next := greptimekey.TableRouteValue{Physical: new(snap.value.Physical.Next(c.routes))}
-	raw, err := next.Encode()
-	if err != nil {
-		return false, fmt.Errorf("encode the route of table %d: %w", snap.tableID, err)
-	}
-	key := greptimekey.TableRouteKey(snap.tableID)
-	resp, err := store.Txn(ctx, kv.TxnRequest{
-		Compare: []kv.Compare{kv.CompareValue(key, kv.CompareEqual, snap.raw)},
-		Success: append(slices.Clone(c.ops), kv.OpPut(key, raw)),
-	})
-	if err != nil {
-		return false, storeError(fmt.Errorf("update the route of table %d: %w", snap.tableID, err))
-	}
-	if resp.Succeeded {
-		return true, nil
-	}
-	again, err := readRoute(ctx, store, regionID)
-	if err != nil {
-		return false, err
-	}
-	if ok, err := done(again.route()); ok || err != nil {
-		return false, err
-	}
-	return false, retryLater("the route of table %d changed while region %s was updated", snap.tableID, regionName(regionID))
+	return nil
 }
 
 // cloneRoutes copies routes deeply enough for one route to be changed.

@@ -95,6 +95,8 @@ func TestMigrateMovesTheRegion(t *testing.T) {
 	}
 	b.requireMigrated(t, dn2Before)
 	require.Equal(t, [][]instruction.CacheIdent{{instruction.TableID(tableID)}}, b.mailbox.invalidated())
+	require.False(t, b.detector.Contains(1, region0), "the old leader's failure detector is forgotten")
+	require.True(t, b.detector.Contains(3, region0), "the new leader's is watched")
 
 	// Exactly one datanode may write at each step.
 	require.Equal(t, map[instruction.Kind]map[uint64]string{
@@ -217,6 +219,8 @@ func TestUpgradeFailureRestoresTheLeader(t *testing.T) {
 	require.Nil(t, b.get(t, greptimekey.DatanodeTableKey(3, tableID)))
 	require.Equal(t, map[uint64]string{1: "Leader", 3: "closeable"}, b.leases())
 	require.Len(t, b.mailbox.invalidated(), 1)
+	require.True(t, b.detector.Contains(1, region0), "the old leader's failure detector is watched again")
+	require.False(t, b.detector.Contains(3, region0))
 }
 
 // nth runs f on the nth call only.

@@ -35,12 +35,13 @@ func (p *migration) Rollback(ctx context.Context, pc *procedure.Context) (err er
 		return nil
 	}
 	log := pc.Logger.With("region_id", regionName(p.data.RegionID), "table_id", p.tableID(), "from", p.data.From.ID, "to", p.data.To.ID, "step", p.data.State)
-	snap, err := readRoute(ctx, pc.Store, p.data.RegionID)
+	snap, err := readRoute(ctx, pc.Store, p.m.routes.decoded, p.data.RegionID)
 	if err != nil {
 		return err
 	}
 	if rr := snap.route(); rr.LeaderPeer != nil && rr.LeaderPeer.ID == p.data.To.ID {
 		log.Warn("the migration failed after the route named the candidate leader; the region stays on the candidate")
+		p.handOverDetectors(pc, log)
 		return nil
 	}
 	if reached(p.data.State, stepUpgradeCandidate) {
@@ -48,7 +49,7 @@ func (p *migration) Rollback(ctx context.Context, pc *procedure.Context) (err er
 			return err
 		}
 	}
-	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID,
+	changed, err := p.m.updateRoute(ctx, pc, p.data.RegionID,
 		func(rr greptimekey.RegionRoute) (bool, error) {
 			return rr.LeaderState != greptimekey.LeaderStateDowngrading, nil
 		},
@@ -61,6 +62,7 @@ func (p *migration) Rollback(ctx context.Context, pc *procedure.Context) (err er
 		return err
 	}
 	log.Info("downgraded leader region restored in the table route", "written", changed)
+	p.restoreDetectors(pc, log)
 	p.invalidate(ctx, pc, log)
 	return nil
 }

@@ -30,7 +30,7 @@ func peerDebug(p greptimekey.Peer) string {
 // start is RegionMigrationStart: done at once when the candidate already
 // leads the region, aborted when the source does not, else on.
 func (p *migration) start(ctx context.Context, pc *procedure.Context) (string, error) {
-	snap, err := readRoute(ctx, pc.Store, p.data.RegionID)
+	snap, err := readRoute(ctx, pc.Store, p.m.routes.decoded, p.data.RegionID)
 	if err != nil {
 		return "", err
 	}
@@ -140,7 +140,7 @@ func (p *migration) downgradeMetadata(ctx context.Context, pc *procedure.Context
 		}
 		return rr.LeaderState == greptimekey.LeaderStateDowngrading, nil
 	}
-	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
+	changed, err := p.m.updateRoute(ctx, pc, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
 		routes := cloneRoutes(s.value.Physical.RegionRoutes)
 		routes[s.index].SetLeaderState(greptimekey.LeaderStateDowngrading, p.m.clock.Now().UnixMilli())
 		return routeChange{routes: routes}, nil
@@ -320,7 +320,7 @@ func (p *migration) upgradeMetadata(ctx context.Context, pc *procedure.Context, 
 		}
 		return false, nil
 	}
-	changed, err := p.m.updateRoute(ctx, pc.Store, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
+	changed, err := p.m.updateRoute(ctx, pc, p.data.RegionID, done, func(s *routeSnapshot) (routeChange, error) {
 		dn, err := datanodeTable(ctx, pc.Store, p.data.From.ID, s.tableID)
 		if err != nil {
 			return routeChange{}, err
@@ -338,6 +338,7 @@ func (p *migration) upgradeMetadata(ctx context.Context, pc *procedure.Context, 
 		return err
 	}
 	log.Info("candidate region made leader in the table route", "written", changed)
+	p.handOverDetectors(pc, log)
 	p.invalidate(ctx, pc, log)
 	return nil
 }

@@ -77,9 +77,13 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 	if n.ddl, err = ddl.New(d); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if n.migrations, err = migration.New(migration.Options{
+	mo := migration.Options{
 		Logger: n.base, Procedures: n.procedures, Keeper: g.keeper, Mailbox: n.heartbeats, HeartbeatInterval: o.HeartbeatInterval,
-	}); err != nil {
+	}
+	if g.detector != nil {
+		mo.Detectors = g.detector
+	}
+	if n.migrations, err = migration.New(mo); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	g.migrations = n.migrations
