@@ -14,14 +14,16 @@
 //	                                     grouped by datanode, a target per
 //	                                     region from the selector with the
 //	                                     failed datanode excluded; one
-//	                                     migration each (reason Failover)
+//	                                     migration each (reason Failover),
+//	                                     submitted up to 32 at once
 //
 // The detectors are fed by every term's heartbeats from its start; the
 // initialization only adds the regions whose datanode never heartbeated in
 // this term (those that died before it began). A migration that finds the
 // region already moved, its leader changed, or its table gone removes that
-// detector, as GreptimeDB's does: the region's new leader gets a detector
-// from its own heartbeats.
+// detector, as GreptimeDB's does. A migration that moves the region hands
+// its detection over itself (migration.Detectors): the old leader's pair is
+// forgotten and the new leader's starts afresh.
 //
 // # Failures
 //

@@ -84,6 +84,23 @@
 //	                           logged only: the source's next heartbeat then
 //	                           finds the region closeable.
 //
+// Route updates (update_metadata_downgrade, update_metadata_upgrade, a
+// rollback's restore) of one table are queued and committed together:
+// whoever holds the table's gate applies every queued update, in order, to
+// one read of the route and writes the result with one compare-and-put
+// (routeWriter). A failover of 100 regions of a table thus writes its route
+// a few times instead of 200, each write raising the route's version by
+// one. A lost compare (a writer outside this leader's migrations) answers
+// each update "already so" or "retry later", as one update alone would be.
+// Decoded routes are remembered by their bytes (greptimekey.RouteCache):
+// each step reads the route, and decoding a 100-region route costs
+// milliseconds.
+//
+// With Options.Detectors (failover on), a committed upgrade forgets the
+// source's failure detector of the region and resets the target's, and a
+// rollback forgets the target's and watches the source's again, as
+// GreptimeDB's procedure does.
+//
 // The region keeper holds (target, region) as a follower and (source,
 // region) as a downgrading leader from open_candidate_region to the end,
 // taken again by a resumed procedure. The route wins over the keeper while
