@@ -1,6 +1,10 @@
 package node
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,46 +90,65 @@ func (l *leaseLog) check(t *testing.T) {
 	require.Empty(t, l.overlaps)
 }
 
-// One of three datanodes stops heartbeating: each leader region it had is
-// failed over to a live datanode (the route names it, it holds the region
-// as leader), and no region was ever leader on two datanodes at once. When
-// the datanode comes back with those regions, it is told to close them.
-func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
-	t.Parallel()
+// failoverCluster is a PostgreSQL node with region failover on (200ms
+// heartbeats, a 500ms acceptable pause), three fake datanodes whose leases
+// log watches, and a six-region table; lost are the regions datanode 1
+// leads.
+type failoverCluster struct {
+	*ddlCluster
+	n     *Node
+	log   *leaseLog
+	dns   []*greptimefake.Node
+	table uint32
+	lost  []uint64
+}
+
+func newFailoverCluster(t *testing.T, logger *slog.Logger) *failoverCluster {
+	t.Helper()
 	o := pgOptions(pgtest.NewDatabase(t))
 	o.HeartbeatInterval = 200 * time.Millisecond
 	o.EnableRegionFailover, o.AllowRegionFailoverOnLocalWAL = true, true
 	o.RegionFailureDetectorInitializationDelay = 0
 	o.FailureDetector.AcceptableHeartbeatPause = 500 * time.Millisecond
 	o.FailureDetector.FirstHeartbeatEstimate = 200 * time.Millisecond
-	n := newNode(t, o)
-	ctx := timeout(t)
-	require.NoError(t, n.Start(ctx))
+	n, err := New(context.Background(), Config{Options: o, Logger: logger})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, n.Stop(context.Background())) })
+	require.NoError(t, n.Start(timeout(t)))
 	firstLeader(t, n, n)
 
-	log := newLeaseLog()
+	f := &failoverCluster{n: n, log: newLeaseLog()}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
-	var dns []*greptimefake.Node
 	for id := uint64(1); id <= 3; id++ {
 		dn, err := greptimefake.New(greptimefake.Config{Endpoints: []string{n.Advertised()}, Role: metapb.Role_DATANODE, ID: id, RegionServer: true, Compressor: "zstd"})
 		require.NoError(t, err)
-		require.NoError(t, dn.Start(ctx))
+		// The node lives as long as the test, not one wait's timeout.
+		require.NoError(t, dn.Start(t.Context()))
 		t.Cleanup(dn.Stop)
 		waitLease(t, dn, func(*metapb.RegionLease) bool { return true })
-		log.watch(id, dn, done)
-		dns = append(dns, dn)
+		f.log.watch(id, dn, done)
+		f.dns = append(f.dns, dn)
 	}
-	c := &ddlCluster{leader: n, procs: metapb.NewProcedureServiceClient(dialGreptime(t, n))}
-	id := c.ddl(t, greptimeddl.CreateTable(greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: "cpu", Partitions: 6})).GetTableIds()[0].GetId()
-	route := c.route(t, id)
-	var lost []uint64
-	for _, rr := range route.Physical.RegionRoutes {
+	f.ddlCluster = &ddlCluster{leader: n, procs: metapb.NewProcedureServiceClient(dialGreptime(t, n))}
+	f.table = f.ddl(t, greptimeddl.CreateTable(greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: "cpu", Partitions: 6})).GetTableIds()[0].GetId()
+	for _, rr := range f.route(t, f.table).Physical.RegionRoutes {
 		if rr.LeaderPeer.ID == 1 {
-			lost = append(lost, rr.Region.ID)
+			f.lost = append(f.lost, rr.Region.ID)
 		}
 	}
-	require.NotEmpty(t, lost, "datanode 1 leads some regions")
+	require.NotEmpty(t, f.lost, "datanode 1 leads some regions")
+	return f
+}
+
+// One of three datanodes stops heartbeating: each leader region it had is
+// failed over to a live datanode (the route names it, it holds the region
+// as leader), and no region was ever leader on two datanodes at once. When
+// the datanode comes back with those regions, it is told to close them.
+func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
+	t.Parallel()
+	f := newFailoverCluster(t, slog.New(slog.DiscardHandler))
+	n, c, log, dns, id, lost := f.n, f.ddlCluster, f.log, f.dns, f.table, f.lost
 
 	stopped := time.Now()
 	dns[0].Stop()
@@ -145,10 +168,10 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 
 	// Datanode 1 comes back with its old regions: its lease lists them as
 	// closeable, and it closes them.
-	ctx = timeout(t)
+	ctx := timeout(t)
 	back, err := greptimefake.New(greptimefake.Config{Endpoints: []string{n.Advertised()}, Role: metapb.Role_DATANODE, ID: 1, RegionServer: true, Compressor: "zstd"})
 	require.NoError(t, err)
-	require.NoError(t, back.Start(ctx))
+	require.NoError(t, back.Start(t.Context()))
 	t.Cleanup(back.Stop)
 	rc := regionclient.New(nil)
 	defer rc.Close()
@@ -198,4 +221,64 @@ func TestFailureDetectorConfigFitsTheDetector(t *testing.T) {
 		require.NoError(t, o.Validate(), "%+v", f)
 		require.NoError(t, phiAccrual(f).Validate(), "%+v", f)
 	}
+}
+
+// logSignal discards every record but closes seen at the first one whose
+// message is msg: the supervisor's decision not to act shows only in its
+// log.
+type logSignal struct {
+	msg  string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func newLogSignal(msg string) logSignal {
+	return logSignal{msg: msg, seen: make(chan struct{}), once: new(sync.Once)}
+}
+
+func (h logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h logSignal) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h logSignal) WithGroup(string) slog.Handler            { return h }
+func (h logSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+// With maintenance mode on, a datanode that stops keeps its regions: the
+// supervisor sees them failed and moves none. Once it is off, they move.
+func TestMaintenanceModeHoldsFailoverBack(t *testing.T) {
+	t.Parallel()
+	held := newLogSignal("maintenance mode is on: not failing over")
+	f := newFailoverCluster(t, slog.New(held))
+	admin := func(path string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(timeout(t), http.MethodPost, "http://"+f.n.HTTPAddr().String()+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+	admin("/admin/maintenance/enable")
+	f.dns[0].Stop()
+	select {
+	case <-held.seen:
+	case <-timeout(t).Done():
+		t.Fatal("the supervisor never found datanode 1's regions failed")
+	}
+	for _, rr := range f.route(t, f.table).Physical.RegionRoutes {
+		if slices.Contains(f.lost, rr.Region.ID) {
+			require.EqualValues(t, 1, rr.LeaderPeer.ID, "region %d stays on datanode 1", rr.Region.ID)
+			require.Equal(t, greptimekey.LeaderStateNone, rr.LeaderState, "no migration of region %d began", rr.Region.ID)
+		}
+	}
+	require.Empty(t, f.n.migrations.Running())
+
+	admin("/admin/maintenance/disable")
+	for _, r := range f.lost {
+		f.log.waitLeader(t, r, 1)
+	}
+	f.log.check(t)
 }
