@@ -110,11 +110,16 @@ func (g *leaderGrants) waitLeader(t *testing.T, region, dn uint64) {
 	}
 }
 
-// SIGKILL of the leader while a region migration waits on the old leader's
-// DowngradeRegions, then (migrating back) on the candidate's UpgradeRegions:
-// the new leader resumes the migration, the region ends led by the target
-// alone, the route says so, and no region was leader on two datanodes at
-// once.
+// SIGKILL of the leader while a region migration waits on each instruction
+// it sends in turn, migrating the region back and forth: the candidate's
+// OpenRegions (open_candidate_region), the old leader's FlushRegions
+// (flush_leader_region, before the route is touched), its DowngradeRegions
+// (downgrade_leader_region, the route already Downgrading), the candidate's
+// UpgradeRegions (upgrade_candidate_region), and the old leader's
+// CloseRegions (close_downgraded_region, the route already naming the
+// target). Each time the new leader resumes the migration, the region ends
+// led by the target alone, the route says so, and no region was leader on
+// two datanodes at once.
 func TestMigrationSurvivesLeaderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three metasrv processes")
@@ -140,7 +145,8 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 	to := 3 - from
 	grants.waitLeader(t, r, from)
 
-	for _, kind := range []instruction.Kind{instruction.KindDowngradeRegions, instruction.KindUpgradeRegions} {
+	for _, kind := range []instruction.Kind{instruction.KindOpenRegions, instruction.KindFlushRegions,
+		instruction.KindDowngradeRegions, instruction.KindUpgradeRegions, instruction.KindCloseRegions} {
 		migrateThroughKill(t, c, fe, trap, kind, r, from, to)
 		grants.waitLeader(t, r, to)
 		require.Equal(t, to, routeLeader(t, c, table), "the route names the target")
