@@ -40,7 +40,7 @@ func newCtlRegionCommand(o *ctlOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCtlRegionMigrateCommand(o))
+	cmd.AddCommand(newCtlRegionMigrateCommand(o), newCtlRegionMigrationsCommand(o))
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	metapb "github.com/pgmetasrv/metasrv/pkg/api/greptime/v1/meta"
+	"github.com/pgmetasrv/metasrv/pkg/migration"
 	"github.com/pgmetasrv/metasrv/pkg/procedure"
 	"github.com/pgmetasrv/metasrv/pkg/server/apierr"
 	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
@@ -52,7 +53,8 @@ func (f *fakeMigrate) requests() []*metapb.MigrateRegionRequest {
 }
 
 // migrateCluster is one leader serving metasrv.v1 (for ctl's leader
-// discovery and procedure wait) and the fake migrate.
+// discovery and procedure wait) and the fake migrate; procedures of the
+// migration type submitted there stay parked until the test ends.
 func migrateCluster(t *testing.T) (*ctlCluster, *fakeMigrate) {
 	t.Helper()
 	tc := newCtlCluster(t, 0)
@@ -62,6 +64,10 @@ func migrateCluster(t *testing.T) (*ctlCluster, *fakeMigrate) {
 	n := &ctlNode{cluster: tc, addr: lis.Addr().String(), done: make(chan struct{})}
 	n.procs = procedure.New(procedure.Options{RetryDelay: 10 * time.Millisecond, WaitPollInterval: 10 * time.Millisecond}, logger)
 	require.NoError(t, n.procs.RegisterLoader(echoType, loadEcho))
+	release := make(chan struct{})
+	require.NoError(t, n.procs.RegisterLoader(migration.TypeName, func(data []byte) (procedure.Procedure, error) {
+		return &parkedMigration{data: data, release: release}, nil
+	}))
 	n.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(logger)))
 	metasrvapi.Register(n.srv, metasrvapi.Deps{Core: n, Elector: n, Procedures: n.procs})
 	fake := &fakeMigrate{procs: n.procs}
@@ -75,6 +81,7 @@ func migrateCluster(t *testing.T) (*ctlCluster, *fakeMigrate) {
 		<-n.done
 	})
 	t.Cleanup(n.procs.Stop)
+	t.Cleanup(func() { close(release) })
 	tc.nodes = append(tc.nodes, n)
 	tc.elect(0)
 	return tc, fake
@@ -123,4 +130,56 @@ func TestCtlRegionMigrateRefusesBadArguments(t *testing.T) {
 	} {
 		ctlEnv(t, nil, append([]string{"ctl", "--endpoints", "127.0.0.1:1", "region", "migrate"}, args...)...).fails(t, want)
 	}
+}
+
+// parkedMigration is a procedure of the migration type that stays at its
+// first step until the test ends, with a migration's persisted state.
+type parkedMigration struct {
+	data    json.RawMessage
+	release <-chan struct{}
+}
+
+func (p *parkedMigration) Type() string                                       { return migration.TypeName }
+func (p *parkedMigration) Dump() ([]byte, error)                              { return p.data, nil }
+func (p *parkedMigration) LockKeys() []procedure.LockKey                      { return nil }
+func (p *parkedMigration) Rollback(context.Context, *procedure.Context) error { return nil }
+func (p *parkedMigration) Execute(ctx context.Context, _ *procedure.Context) (procedure.Status, error) {
+	select {
+	case <-p.release:
+		return procedure.Done(nil), nil
+	case <-ctx.Done():
+		return procedure.Status{}, ctx.Err()
+	}
+}
+
+// region migrations lists the unfinished migrations from their persisted
+// state: the region, its datanodes, its step and its trigger; a finished
+// one is not listed.
+func TestCtlRegionMigrations(t *testing.T) {
+	t.Parallel()
+	tc, fake := migrateCluster(t)
+	state := `{"state":"downgrade_leader_region","catalog":"greptime","schema":"public","region_id":4398046511105,` +
+		`"from_peer":{"id":1,"addr":"dn1:4001"},"to_peer":{"id":2,"addr":"dn2:4001"},"timeout_ms":120000,"trigger_reason":"Failover"}`
+	id, err := fake.procs.Submit(t.Context(), migration.TypeName, []byte(state))
+	require.NoError(t, err)
+	_, err = fake.procs.Submit(t.Context(), echoType, []byte(`{}`)) // another type: not listed
+	require.NoError(t, err)
+	ep := tc.endpoints(0)
+
+	out := ctlEnv(t, nil, "ctl", "--endpoints", ep, "region", "migrations").ok(t).stdout
+	require.Regexp(t, `^PROCEDURE\s+STATE\s+REGION\s+FROM\s+TO\s+STEP\s+REASON\s+SUBMITTED\s+ERROR\n`+
+		string(id)+`\s+running\s+4398046511105\(1024, 1\)\s+1\s+2\s+downgrade_leader_region\s+Failover\s+\S+\s+-\n$`, out)
+
+	out = ctlEnv(t, nil, "ctl", "--endpoints", ep, "-o", "json", "region", "migrations").ok(t).stdout
+	var got struct {
+		Migrations []map[string]any `json:"migrations"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Len(t, got.Migrations, 1)
+	m := got.Migrations[0]
+	require.Equal(t, string(id), m["procedure_id"])
+	require.EqualValues(t, 1024, m["table_id"])
+	require.EqualValues(t, 4398046511105, m["region_id"])
+	require.EqualValues(t, 120000, m["timeout_ms"])
+	require.Equal(t, "Failover", m["trigger_reason"])
 }

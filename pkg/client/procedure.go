@@ -65,7 +65,10 @@ type Procedure struct {
 	// Error is the error that made the procedure retry, roll back or fail.
 	Error string `json:"error,omitempty"`
 	// Output is the procedure's JSON output, when Done and it has one.
-	Output      json.RawMessage `json:"output,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	// Data is the procedure's persisted state (the JSON it last stored),
+	// when the server keeps it in the procedure's record.
+	Data        json.RawMessage `json:"data,omitempty"`
 	LockKeys    []LockKey       `json:"lock_keys,omitempty"`
 	SubmittedAt time.Time       `json:"submitted_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
@@ -80,7 +83,7 @@ type LockKey struct {
 func procedureFromPB(p *metasrvv1.ProcedureInfo) Procedure {
 	out := Procedure{
 		ID: p.GetId(), Type: p.GetType(), State: procedureStateFromPB(p.GetState()),
-		Step: p.GetStep(), Error: p.GetError(), Output: p.GetOutputJson(),
+		Step: p.GetStep(), Error: p.GetError(), Output: p.GetOutputJson(), Data: p.GetDataJson(),
 	}
 	for _, k := range p.GetLockKeys() {
 		out.LockKeys = append(out.LockKeys, LockKey{Name: k.GetName(), Exclusive: k.GetExclusive()})

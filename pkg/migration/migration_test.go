@@ -406,3 +406,19 @@ func TestSecondMigrationOfARegionIsRefused(t *testing.T) {
 	close(release)
 	require.Equal(t, procedure.StateDone, b.wait(t, id).State)
 }
+
+// Describe reads back what a migration persists; anything else is refused.
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	p := &migration{data: migrationData{State: stepDowngradeLeader, RegionID: region0, From: greptimekey.Peer{ID: 1, Addr: dn1},
+		To: greptimekey.Peer{ID: 3, Addr: dn3}, TimeoutMillis: 60_000, Reason: ReasonFailover}}
+	raw, err := p.Dump()
+	require.NoError(t, err)
+	info, err := Describe(raw)
+	require.NoError(t, err)
+	require.Equal(t, Info{RegionID: region0, From: p.data.From, To: p.data.To, Reason: ReasonFailover, Timeout: time.Minute, Step: stepDowngradeLeader}, info)
+	for _, bad := range []string{``, `{}`, `{"state":"migration_start"}`, `[1]`} {
+		_, err := Describe([]byte(bad))
+		require.Error(t, err, bad)
+	}
+}

@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -117,4 +118,19 @@ func retryLater(format string, args ...any) error {
 // under ErrPeerUnavailable.
 func PeerUnavailable(id uint64) error {
 	return coded(ErrPeerUnavailable, statuscode.Unexpected, "The target peer is unavailable temporally: %d", id)
+}
+
+// Describe reads a migration procedure's persisted state
+// (procedure.Info.Data of a procedure of TypeName) as an Info; ProcedureID
+// and Since are left to the caller.
+func Describe(data []byte) (Info, error) {
+	var d migrationData
+	if err := json.Unmarshal(data, &d); err != nil {
+		return Info{}, fmt.Errorf("migration: the procedure's state does not decode: %w", err)
+	}
+	if d.RegionID == 0 || d.State == "" {
+		return Info{}, fmt.Errorf("migration: the procedure's state names no region or step: %.200s", data)
+	}
+	return Info{RegionID: d.RegionID, From: d.From, To: d.To, Reason: d.Reason,
+		Timeout: time.Duration(d.TimeoutMillis) * time.Millisecond, Step: d.State}, nil
 }

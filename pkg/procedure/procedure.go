@@ -156,7 +156,11 @@ type Info struct {
 	// ErrorCode is the code that error carried (see CodedError), 0 if none.
 	ErrorCode uint32
 	// Output is what the procedure returned with Done.
-	Output      []byte
+	Output []byte
+	// Data is the procedure's persisted state (its last Dump) when it is
+	// kept inline in the record (it fits in max_metadata_value_size); nil
+	// when it is stored in segments, which Get and List do not read.
+	Data        []byte
 	LockKeys    []LockKey
 	SubmittedAt time.Time
 	UpdatedAt   time.Time

@@ -45,6 +45,7 @@ func (r *record) info() Info {
 		Error:       r.Error,
 		ErrorCode:   r.ErrorCode,
 		Output:      bytes.Clone(r.Output),
+		Data:        r.inlineData(),
 		LockKeys:    append([]LockKey(nil), r.LockKeys...),
 		SubmittedAt: r.SubmittedAt,
 		UpdatedAt:   r.UpdatedAt,
@@ -52,6 +53,14 @@ func (r *record) info() Info {
 }
 
 func (r *record) hasData() bool { return r.DataLen > 0 }
+
+// inlineData is a copy of the data kept in the record, nil if none is.
+func (r *record) inlineData() []byte {
+	if r.Segments > 0 || len(r.Data) == 0 {
+		return nil
+	}
+	return bytes.Clone(r.Data)
+}
 
 // encodeRecord marshals without HTML escaping, so inline data keeps the exact
 // (compacted) bytes Dump produced.

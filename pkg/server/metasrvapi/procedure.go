@@ -166,7 +166,7 @@ func stateToPB(st procedure.State) metasrvv1.ProcedureState {
 func infoToPB(info procedure.Info) *metasrvv1.ProcedureInfo {
 	out := &metasrvv1.ProcedureInfo{
 		Id: string(info.ID), Type: info.Type, State: stateToPB(info.State), Error: info.Error,
-		OutputJson: info.Output, Step: info.Step,
+		OutputJson: info.Output, Step: info.Step, DataJson: info.Data,
 	}
 	for _, k := range info.LockKeys {
 		out.LockKeys = append(out.LockKeys, &metasrvv1.LockKey{Name: k.Name, Exclusive: k.Exclusive})

@@ -160,8 +160,11 @@ type ProcedureInfo struct {
 	SubmittedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
 	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// The completed steps that were persisted.
-	Step          uint64     `protobuf:"varint,8,opt,name=step,proto3" json:"step,omitempty"`
-	LockKeys      []*LockKey `protobuf:"bytes,9,rep,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
+	Step     uint64     `protobuf:"varint,8,opt,name=step,proto3" json:"step,omitempty"`
+	LockKeys []*LockKey `protobuf:"bytes,9,rep,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
+	// The procedure's persisted state (the JSON it last stored), when small
+	// enough to be kept in its record; empty when stored in segments.
+	DataJson      []byte `protobuf:"bytes,10,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -255,6 +258,13 @@ func (x *ProcedureInfo) GetStep() uint64 {
 func (x *ProcedureInfo) GetLockKeys() []*LockKey {
 	if x != nil {
 		return x.LockKeys
+	}
+	return nil
+}
+
+func (x *ProcedureInfo) GetDataJson() []byte {
+	if x != nil {
+		return x.DataJson
 	}
 	return nil
 }
@@ -743,7 +753,7 @@ const file_metasrv_v1_procedure_proto_rawDesc = "" +
 	"metasrv.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17metasrv/v1/common.proto\";\n" +
 	"\aLockKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
-	"\texclusive\x18\x02 \x01(\bR\texclusive\"\xdc\x02\n" +
+	"\texclusive\x18\x02 \x01(\bR\texclusive\"\xf9\x02\n" +
 	"\rProcedureInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x120\n" +
@@ -755,7 +765,9 @@ const file_metasrv_v1_procedure_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
 	"\x04step\x18\b \x01(\x04R\x04step\x120\n" +
-	"\tlock_keys\x18\t \x03(\v2\x13.metasrv.v1.LockKeyR\blockKeys\"s\n" +
+	"\tlock_keys\x18\t \x03(\v2\x13.metasrv.v1.LockKeyR\blockKeys\x12\x1b\n" +
+	"\tdata_json\x18\n" +
+	" \x01(\fR\bdataJson\"s\n" +
 	"\rSubmitRequest\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.metasrv.v1.RequestHeaderR\x06header\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
