@@ -30,9 +30,12 @@ func KeyValuesToPB(kvs []kv.KeyValue) []*metasrvv1.KeyValue {
 	if len(kvs) == 0 {
 		return nil
 	}
+	// One allocation for the messages, not one each.
+	msgs := make([]metasrvv1.KeyValue, len(kvs))
 	out := make([]*metasrvv1.KeyValue, len(kvs))
 	for i, p := range kvs {
-		out[i] = &metasrvv1.KeyValue{Key: p.Key, Value: p.Value}
+		msgs[i].Key, msgs[i].Value = p.Key, p.Value
+		out[i] = &msgs[i]
 	}
 	return out
 }

@@ -80,8 +80,12 @@ func copyBytes(b []byte) []byte {
 	return out
 }
 
+// kv is a private copy of the pair, key and value in one allocation (each
+// capped at its length, so an append to the key cannot write into the
+// value).
 func (e entry) kv() kv.KeyValue {
-	return kv.KeyValue{Key: copyBytes(e.key()), Value: copyBytes(e.value())}
+	buf := copyBytes(e.buf)
+	return kv.KeyValue{Key: buf[:e.klen:e.klen], Value: buf[e.klen:]}
 }
 
 func (s *Store) get(key []byte) (entry, bool) {
@@ -133,20 +137,58 @@ func (s *Store) Range(ctx context.Context, req kv.RangeRequest) (kv.RangeRespons
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var resp kv.RangeResponse
+	var (
+		resp    kv.RangeResponse
+		entries []entry
+		size    int
+	)
+	if req.Limit > 0 {
+		entries = make([]entry, 0, min(req.Limit, maxPrealloc))
+	}
 	s.ascend(req.Key, req.RangeEnd, func(e entry) bool {
-		if req.Limit > 0 && int64(len(resp.Kvs)) == req.Limit {
+		if req.Limit > 0 && int64(len(entries)) == req.Limit {
 			resp.More = true
 			return false
 		}
+		entries = append(entries, e)
 		if req.KeysOnly {
-			resp.Kvs = append(resp.Kvs, kv.KeyValue{Key: copyBytes(e.key())})
+			size += e.klen
 		} else {
-			resp.Kvs = append(resp.Kvs, e.kv())
+			size += len(e.buf)
 		}
 		return true
 	})
+	resp.Kvs = copyOut(entries, size, req.KeysOnly)
 	return resp, nil
+}
+
+// maxPrealloc caps the pairs a limited range makes room for up front.
+const maxPrealloc = 1024
+
+// copyOut copies entries (size bytes of keys, and values unless keysOnly)
+// into one allocation: a range of 100 pairs costs three allocations, not
+// two hundred. Each key and value is capped at its length, so an append
+// to one never writes into the next; the pairs of one range share the
+// allocation, which stays alive while any of them is held.
+func copyOut(entries []entry, size int, keysOnly bool) []kv.KeyValue {
+	if len(entries) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, size)
+	out := make([]kv.KeyValue, len(entries))
+	for i, e := range entries {
+		if keysOnly {
+			at := len(buf)
+			buf = append(buf, e.key()...)
+			out[i].Key = buf[at:len(buf):len(buf)]
+			continue
+		}
+		at := len(buf)
+		buf = append(buf, e.buf...)
+		out[i].Key = buf[at : at+e.klen : at+e.klen]
+		out[i].Value = buf[at+e.klen : len(buf) : len(buf)]
+	}
+	return out
 }
 
 func (s *Store) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, error) {

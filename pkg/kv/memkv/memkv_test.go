@@ -97,3 +97,40 @@ func TestUnknownTxnKindAppliesNothing(t *testing.T) {
 	_, err = s.Txn(ctx, kv.TxnRequest{Compare: []kv.Compare{{Key: []byte("a"), Op: kv.CompareOp(9)}}})
 	require.ErrorIs(t, err, kv.ErrInvalidArgument)
 }
+
+// Pairs read share one allocation per read, but are the caller's: an append
+// to a key does not reach its value or the next pair, and writing into
+// what was read leaves the store as it was.
+func TestReadPairsAreTheCallers(t *testing.T) {
+	t.Parallel()
+	s := memkv.New()
+	ctx := t.Context()
+	for _, k := range []string{"a", "b"} {
+		_, err := s.Put(ctx, kv.PutRequest{Key: []byte(k), Value: []byte(k + "-value")})
+		require.NoError(t, err)
+	}
+	r, err := s.Range(ctx, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte("c"), Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 2)
+	_ = append(r.Kvs[0].Key, 'X')
+	_ = append(r.Kvs[0].Value, 'Y')
+	require.Equal(t, "a-value", string(r.Kvs[0].Value))
+	require.Equal(t, "b", string(r.Kvs[1].Key))
+	r.Kvs[1].Value[0] = 'Z'
+
+	got, err := kv.Get(ctx, s, []byte("a"))
+	require.NoError(t, err)
+	_ = append(got.Key, 'X')
+	require.Equal(t, "a-value", string(got.Value))
+	got.Value[0] = 'Z'
+
+	r, err = s.Range(ctx, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte("c")})
+	require.NoError(t, err)
+	require.Equal(t, "a-value", string(r.Kvs[0].Value))
+	require.Equal(t, "b-value", string(r.Kvs[1].Value))
+
+	keys, err := s.Range(ctx, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte("c"), KeysOnly: true})
+	require.NoError(t, err)
+	_ = append(keys.Kvs[0].Key, 'X')
+	require.Equal(t, "b", string(keys.Kvs[1].Key))
+}

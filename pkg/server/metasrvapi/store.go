@@ -104,20 +104,40 @@ func (s *StoreService) Range(ctx context.Context, in *metasrvv1.RangeRequest) (*
 	}
 	out := kvpb.RangeResponseToPB(resp)
 	out.Header = s.header()
-	if err := s.fits(out, "range", fmt.Sprintf("ask with a limit (%d pairs were selected), and page on from the last key + \"\\x00\" while more is set", len(resp.Kvs))); err != nil {
+	if err := s.fits(out, resp.Kvs, "range", func() string {
+		return fmt.Sprintf("ask with a limit (%d pairs were selected), and page on from the last key + \"\\x00\" while more is set", len(resp.Kvs))
+	}); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// pairOverhead bounds what protobuf adds to a pair's key and value bytes in
+// a response: the KeyValue's tag and length, and each field's tag and length
+// (varints of at most 5 bytes for lengths under 4 GiB).
+const pairOverhead = 3 * (1 + 5)
+
+// headerBound bounds the encoded size of everything in a read's answer but
+// its pairs: the response header and the more flag.
+const headerBound = 1024
+
 // fits refuses a read's answer that gRPC would refuse to send with a bare
-// RESOURCE_EXHAUSTED, saying why and what to do instead.
-func (s *StoreService) fits(out proto.Message, what, hint string) error {
+// RESOURCE_EXHAUSTED, saying why and what to do instead (hint, made only
+// then). The pairs' bytes bound the answer's size from above; it is
+// measured exactly only when that bound is over the limit.
+func (s *StoreService) fits(out proto.Message, kvs []kv.KeyValue, what string, hint func() string) error {
 	if s.maxResponse <= 0 {
 		return nil
 	}
+	bound := headerBound
+	for _, p := range kvs {
+		bound += len(p.Key) + len(p.Value) + pairOverhead
+	}
+	if bound <= s.maxResponse {
+		return nil
+	}
 	if n := proto.Size(out); n > s.maxResponse {
-		return &apierr.ReadTooLargeError{What: what, Size: n, Limit: s.maxResponse, Hint: hint}
+		return &apierr.ReadTooLargeError{What: what, Size: n, Limit: s.maxResponse, Hint: hint()}
 	}
 	return nil
 }
@@ -137,7 +157,9 @@ func (s *StoreService) BatchGet(ctx context.Context, in *metasrvv1.BatchGetReque
 	}
 	out := kvpb.BatchGetResponseToPB(resp)
 	out.Header = s.header()
-	if err := s.fits(out, "batch get", fmt.Sprintf("ask for fewer keys at once (%d were found)", len(resp.Kvs))); err != nil {
+	if err := s.fits(out, resp.Kvs, "batch get", func() string {
+		return fmt.Sprintf("ask for fewer keys at once (%d were found)", len(resp.Kvs))
+	}); err != nil {
 		return nil, err
 	}
 	return out, nil
