@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgmetasrv/metasrv/pkg/config"
+	"github.com/pgmetasrv/metasrv/pkg/memlimit"
 	"github.com/pgmetasrv/metasrv/pkg/node"
 )
 
@@ -47,6 +48,17 @@ func newStartCommand(a *app) *cobra.Command {
 // signal kills the process at once instead of waiting for the graceful stop.
 func runStart(ctx context.Context, release func(), o config.Options, base *slog.Logger) error {
 	log := base.With("component", "main")
+	// The process's memory limit follows its live heap (package memlimit):
+	// the leader's cache is most of it, and would otherwise double between
+	// collections.
+	mem, err := memlimit.New(memlimit.Options{Logger: base})
+	if err != nil {
+		return err
+	}
+	if err := mem.Start(ctx); err != nil {
+		return err
+	}
+	defer mem.Stop()
 	b := currentBuild()
 	n, err := node.New(ctx, node.Config{Options: o, Logger: base, Version: b.Version, Commit: b.Commit})
 	if err != nil {
