@@ -158,8 +158,8 @@ type Info struct {
 	// Output is what the procedure returned with Done.
 	Output []byte
 	// Data is the procedure's persisted state (its last Dump) when it is
-	// kept inline in the record (it fits in max_metadata_value_size); nil
-	// when it is stored in segments, which Get and List do not read.
+	// kept inline in the record (it fits in max_metadata_value_size) and is
+	// at most 64 KiB; nil otherwise (Get and List read no segments).
 	Data        []byte
 	LockKeys    []LockKey
 	SubmittedAt time.Time

@@ -54,9 +54,15 @@ func (r *record) info() Info {
 
 func (r *record) hasData() bool { return r.DataLen > 0 }
 
-// inlineData is a copy of the data kept in the record, nil if none is.
+// maxInfoData is the largest state Info carries: a list of procedures
+// holding states of up to max_metadata_value_size each could otherwise
+// outgrow a response.
+const maxInfoData = 64 << 10
+
+// inlineData is a copy of the data kept in the record, nil if none is or
+// it is over maxInfoData.
 func (r *record) inlineData() []byte {
-	if r.Segments > 0 || len(r.Data) == 0 {
+	if r.Segments > 0 || len(r.Data) == 0 || len(r.Data) > maxInfoData {
 		return nil
 	}
 	return bytes.Clone(r.Data)

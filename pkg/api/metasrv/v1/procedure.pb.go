@@ -162,8 +162,8 @@ type ProcedureInfo struct {
 	// The completed steps that were persisted.
 	Step     uint64     `protobuf:"varint,8,opt,name=step,proto3" json:"step,omitempty"`
 	LockKeys []*LockKey `protobuf:"bytes,9,rep,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
-	// The procedure's persisted state (the JSON it last stored), when small
-	// enough to be kept in its record; empty when stored in segments.
+	// The procedure's persisted state (the JSON it last stored), when it is
+	// kept in its record and is at most 64 KiB; empty otherwise.
 	DataJson      []byte `protobuf:"bytes,10,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
