@@ -42,8 +42,10 @@ first, from the leader's procedure records: those a failover submitted, those as
 GET /admin/migrations lists the ones it is running now.
 
 Columns: the procedure's id and state, the region (id(table, number)), the datanodes it moves
-from and to, the step it is at (see 'region migrate --help'), why it was started (Failover,
-Manual), when it was submitted, and the error it is retrying or rolling back on.
+from and to, the step it is at (GreptimeDB's: migration_start, open_candidate_region,
+flush_leader_region, update_metadata_downgrade, downgrade_leader_region,
+upgrade_candidate_region, update_metadata_upgrade, close_downgraded_region), why it was started
+(Failover, Manual), when it was submitted, and the error it is retrying or rolling back on.
 
 -o json: {"migrations":[{"procedure_id":..,"state":..,"region_id":..,"table_id":..,"from_peer":..,
 "to_peer":..,"step":..,"trigger_reason":..,"timeout_ms":..,"submitted_at":..,"error":..}]}`,
