@@ -266,19 +266,10 @@ func readTableInfo(ctx context.Context, store kv.Backend, n greptimekey.TableNam
 // physicalRoutes reads the table's region routes; a missing or logical
 // route is GreptimeDB's TableRouteNotFound / UnexpectedLogicalRouteTable.
 func (p *alterTable) physicalRoutes(ctx context.Context, store kv.Backend) ([]greptimekey.RegionRoute, error) {
-	id := p.data.TableID
-	route, err := readRoute(ctx, store, id)
-	if err != nil {
-		return nil, err
-	}
-	if route == nil {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for table id %d", id)
-	}
-	if route.Physical == nil {
-		n := p.data.Table
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected table route type: TableReference { catalog: %q, schema: %q, table: %q } is a non-physical TableRouteValue.", n.Catalog, n.Schema, n.Table)
-	}
-	return route.Physical.RegionRoutes, nil
+	n := p.data.Table
+	return physicalRoutes(ctx, store, p.data.TableID, func() error {
+		return statuscode.Errorf(statuscode.Unexpected, "Unexpected table route type: TableReference { catalog: %q, schema: %q, table: %q } is a non-physical TableRouteValue.", n.Catalog, n.Schema, n.Table)
+	})
 }
 
 // Rollback undoes nothing (GreptimeDB cannot roll an alter back): it ends

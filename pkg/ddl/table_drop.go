@@ -250,6 +250,22 @@ func readRoute(ctx context.Context, store kv.Backend, tableID uint32) (*greptime
 	return &route, nil
 }
 
+// physicalRoutes reads a physical table's region routes: a missing route is
+// GreptimeDB's TableRouteNotFound, a logical one the caller's logical().
+func physicalRoutes(ctx context.Context, store kv.Backend, tableID uint32, logical func() error) ([]greptimekey.RegionRoute, error) {
+	route, err := readRoute(ctx, store, tableID)
+	if err != nil {
+		return nil, err
+	}
+	if route == nil {
+		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for table id %d", tableID)
+	}
+	if route.Physical == nil {
+		return nil, logical()
+	}
+	return route.Physical.RegionRoutes, nil
+}
+
 // metadataKeys is every key of a table's metadata.
 func metadataKeys(n greptimekey.TableName, id uint32, routes []greptimekey.RegionRoute, wal map[uint32]string) [][]byte {
 	parsed, err := greptimekey.ParseRegionWALOptions(wal)

@@ -143,18 +143,9 @@ func (p *truncateTable) prepare(ctx context.Context, store kv.Backend) error {
 // routes reads the table's region routes; only a physical table is
 // truncated.
 func (p *truncateTable) routes(ctx context.Context, store kv.Backend) ([]greptimekey.RegionRoute, error) {
-	id := p.data.TableID
-	route, err := readRoute(ctx, store, id)
-	if err != nil {
-		return nil, err
-	}
-	if route == nil {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Failed to find table route for table id %d", id)
-	}
-	if route.Physical == nil {
-		return nil, statuscode.Errorf(statuscode.Unexpected, "Unexpected: Truncate table is only supported for physical tables.")
-	}
-	return route.Physical.RegionRoutes, nil
+	return physicalRoutes(ctx, store, p.data.TableID, func() error {
+		return statuscode.Errorf(statuscode.Unexpected, "Unexpected: Truncate table is only supported for physical tables.")
+	})
 }
 
 // truncateRegions is on_datanode_truncate_regions: a TruncateRequest per

@@ -22,72 +22,15 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/regionclient"
 )
 
-// leaseLog watches every lease the fakes receive: greptimefake's
-// LeaderWindows finds a region granted leader on two datanodes at once, and
-// latest is the datanode of each region's latest Leader grant.
-type leaseLog struct {
-	mu       sync.Mutex
-	windows  *greptimefake.LeaderWindows
-	latest   map[uint64]uint64 // region -> datanode
-	overlaps []string
-	// updated gets a signal (the latest kept) whenever a lease is recorded.
-	updated chan struct{}
-}
-
-func newLeaseLog() *leaseLog {
-	return &leaseLog{windows: greptimefake.NewLeaderWindows(), latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
-}
-
-func (l *leaseLog) watch(id uint64, dn *greptimefake.Node, done <-chan struct{}) {
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case lease := <-dn.Leases():
-				l.mu.Lock()
-				l.overlaps = append(l.overlaps, l.windows.Lease(id, lease, time.Now())...)
-				for _, g := range lease.GetRegions() {
-					if g.GetRole() == metapb.RegionRole_Leader {
-						l.latest[g.GetRegionId()] = id
-					}
-				}
-				l.mu.Unlock()
-				select {
-				case l.updated <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-}
-
-// waitLeader waits until region's latest leader grant is to a datanode
+// waitMoved waits until region's latest Leader grant is on a datanode
 // other than from, and returns it.
-func (l *leaseLog) waitLeader(t *testing.T, region, from uint64) uint64 {
+func waitMoved(t *testing.T, w *greptimefake.LeaderWatch, region, from uint64) uint64 {
 	t.Helper()
-	ctx := timeout(t)
-	for {
-		l.mu.Lock()
-		dn, ok := l.latest[region]
-		l.mu.Unlock()
-		if ok && dn != from {
-			return dn
-		}
-		select {
-		case <-l.updated:
-		case <-ctx.Done():
-			t.Fatalf("region %d was not failed over", region)
-		}
+	dn, err := w.WaitLeader(timeout(t), region, func(dn uint64) bool { return dn != from })
+	if err != nil {
+		t.Fatalf("region %d was not failed over (latest leader %d): %v", region, dn, err)
 	}
-}
-
-// check fails when two datanodes' leader grants of a region overlapped.
-func (l *leaseLog) check(t *testing.T) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	require.Empty(t, l.overlaps)
+	return dn
 }
 
 // failoverCluster is a PostgreSQL node with region failover on (200ms
@@ -97,7 +40,7 @@ func (l *leaseLog) check(t *testing.T) {
 type failoverCluster struct {
 	*ddlCluster
 	n     *Node
-	log   *leaseLog
+	log   *greptimefake.LeaderWatch
 	dns   []*greptimefake.Node
 	table uint32
 	lost  []uint64
@@ -117,7 +60,7 @@ func newFailoverCluster(t *testing.T, logger *slog.Logger) *failoverCluster {
 	require.NoError(t, n.Start(timeout(t)))
 	firstLeader(t, n, n)
 
-	f := &failoverCluster{n: n, log: newLeaseLog()}
+	f := &failoverCluster{n: n, log: greptimefake.NewLeaderWatch()}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	for id := uint64(1); id <= 3; id++ {
@@ -127,7 +70,7 @@ func newFailoverCluster(t *testing.T, logger *slog.Logger) *failoverCluster {
 		require.NoError(t, dn.Start(t.Context()))
 		t.Cleanup(dn.Stop)
 		waitLease(t, dn, func(*metapb.RegionLease) bool { return true })
-		f.log.watch(id, dn, done)
+		f.log.Watch(id, dn, done)
 		f.dns = append(f.dns, dn)
 	}
 	f.ddlCluster = &ddlCluster{leader: n, procs: metapb.NewProcedureServiceClient(dialGreptime(t, n))}
@@ -154,7 +97,7 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 	dns[0].Stop()
 	moved := map[uint64]uint64{}
 	for _, r := range lost {
-		moved[r] = log.waitLeader(t, r, 1)
+		moved[r] = waitMoved(t, log, r, 1)
 	}
 	t.Logf("%d regions failed over %s after their datanode stopped", len(lost), time.Since(stopped).Round(time.Millisecond))
 	for _, rr := range c.route(t, id).Physical.RegionRoutes {
@@ -164,7 +107,7 @@ func TestRegionFailoverMovesADeadDatanodesRegions(t *testing.T) {
 			require.Contains(t, dns[dn-1].Regions(), rr.Region.ID)
 		}
 	}
-	log.check(t)
+	require.Empty(t, log.Overlaps())
 
 	// Datanode 1 comes back with its old regions: its lease lists them as
 	// closeable, and it closes them.
@@ -278,7 +221,7 @@ func TestMaintenanceModeHoldsFailoverBack(t *testing.T) {
 
 	admin("/admin/maintenance/disable")
 	for _, r := range f.lost {
-		f.log.waitLeader(t, r, 1)
+		waitMoved(t, f.log, r, 1)
 	}
-	f.log.check(t)
+	require.Empty(t, f.log.Overlaps())
 }

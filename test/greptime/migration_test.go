@@ -44,69 +44,13 @@ func (tr *instructionTrap) hook(_ *metapb.MailboxMessage, ins instruction.Instru
 	return greptimefake.InstructionAction{Wait: tr.release}
 }
 
-// leaderGrants watches every lease and executed downgrade of the fakes:
-// greptimefake's LeaderWindows finds a region writable on two datanodes at
-// once, and latest is the datanode of each region's latest Leader grant.
-type leaderGrants struct {
-	mu      sync.Mutex
-	windows *greptimefake.LeaderWindows
-	latest  map[uint64]uint64 // region -> datanode of its latest Leader grant
-	overlap []string
-	updated chan struct{}
-}
-
-func (g *leaderGrants) watch(id uint64, dn *greptimefake.Node, done <-chan struct{}) {
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case lease := <-dn.Leases():
-				g.record(id, lease, time.Now())
-			case ev := <-dn.Instructions():
-				if down, ok := ev.Instruction.(instruction.DowngradeRegions); ok && ev.Executed {
-					g.mu.Lock()
-					for _, d := range down {
-						g.windows.Downgraded(id, uint64(d.RegionID), time.Now())
-					}
-					g.mu.Unlock()
-				}
-			}
-		}
-	}()
-}
-
-func (g *leaderGrants) record(dn uint64, lease *metapb.RegionLease, now time.Time) {
-	g.mu.Lock()
-	g.overlap = append(g.overlap, g.windows.Lease(dn, lease, now)...)
-	for _, gr := range lease.GetRegions() {
-		if gr.GetRole() == metapb.RegionRole_Leader {
-			g.latest[gr.GetRegionId()] = dn
-		}
-	}
-	g.mu.Unlock()
-	select {
-	case g.updated <- struct{}{}:
-	default:
-	}
-}
-
 // waitLeader waits until region's latest leader grant is on datanode dn.
-func (g *leaderGrants) waitLeader(t *testing.T, region, dn uint64) {
+func waitLeader(t *testing.T, w *greptimefake.LeaderWatch, region, dn uint64) {
 	t.Helper()
-	deadline := time.After(failoverTimeout)
-	for {
-		g.mu.Lock()
-		got := g.latest[region]
-		g.mu.Unlock()
-		if got == dn {
-			return
-		}
-		select {
-		case <-g.updated:
-		case <-deadline:
-			t.Fatalf("region %d never got a leader lease on datanode %d (latest: %d)", region, dn, got)
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), failoverTimeout)
+	defer cancel()
+	if got, err := w.WaitLeader(ctx, region, func(got uint64) bool { return got == dn }); err != nil {
+		t.Fatalf("region %d never got a leader lease on datanode %d (latest: %d)", region, dn, got)
 	}
 }
 
@@ -126,7 +70,7 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 	}
 	c := startCluster(t)
 	trap := &instructionTrap{}
-	grants := &leaderGrants{windows: greptimefake.NewLeaderWindows(), latest: map[uint64]uint64{}, updated: make(chan struct{}, 1)}
+	grants := greptimefake.NewLeaderWatch()
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	for id := uint64(1); id <= 2; id++ {
@@ -136,25 +80,23 @@ func TestMigrationSurvivesLeaderKill(t *testing.T) {
 		require.NoError(t, dn.Start(t.Context()))
 		t.Cleanup(dn.Stop)
 		waitFirstLease(t, dn)
-		grants.watch(id, dn, done)
+		grants.Watch(id, dn, done)
 	}
 	fe := ddlFrontend{c: c}
 	table := fe.ddl(t, greptimeddl.CreateTable(greptimeddl.Table{Catalog: "greptime", Schema: "public", Name: "m", Partitions: 1})).GetTableIds()[0].GetId()
 	r := greptimekey.RegionID(table, 0)
 	from := routeLeader(t, c, table)
 	to := 3 - from
-	grants.waitLeader(t, r, from)
+	waitLeader(t, grants, r, from)
 
 	for _, kind := range []instruction.Kind{instruction.KindOpenRegions, instruction.KindFlushRegions,
 		instruction.KindDowngradeRegions, instruction.KindUpgradeRegions, instruction.KindCloseRegions} {
 		migrateThroughKill(t, c, fe, trap, kind, r, from, to)
-		grants.waitLeader(t, r, to)
+		waitLeader(t, grants, r, to)
 		require.Equal(t, to, routeLeader(t, c, table), "the route names the target")
 		from, to = to, from
 	}
-	grants.mu.Lock()
-	defer grants.mu.Unlock()
-	require.Empty(t, grants.overlap)
+	require.Empty(t, grants.Overlaps())
 }
 
 func routeLeader(t *testing.T, c *proccluster.Cluster, table uint32) uint64 {
