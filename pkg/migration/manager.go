@@ -48,6 +48,9 @@ type Options struct {
 	// Detectors, when set (region failover on), follow each migrated
 	// region to its new leader.
 	Detectors Detectors
+	// Routes decodes the table routes the steps read; nil gives the manager
+	// a cache of its own. The node shares one with the region leases.
+	Routes *greptimekey.RouteCache
 	// Clock, nil for the system clock.
 	Clock Clock
 }
@@ -111,7 +114,7 @@ func New(o Options) (*Manager, error) {
 		clock:       o.Clock,
 		regionLease: time.Duration(region.LeaseSeconds(o.HeartbeatInterval)) * time.Second,
 		metrics:     newMetrics(),
-		routes:      newRouteWriter(),
+		routes:      newRouteWriter(o.Routes),
 		running:     map[uint64]*tracked{},
 	}
 	if err := o.Procedures.RegisterLoader(TypeName, m.load); err != nil {

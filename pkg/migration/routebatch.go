@@ -62,8 +62,11 @@ type routeChange struct {
 	ops    []kv.TxnOp
 }
 
-func newRouteWriter() *routeWriter {
-	w := &routeWriter{pending: map[routeQueue][]*routeUpdate{}, decoded: greptimekey.NewRouteCache(0)}
+func newRouteWriter(decoded *greptimekey.RouteCache) *routeWriter {
+	if decoded == nil {
+		decoded = greptimekey.NewRouteCache(0)
+	}
+	w := &routeWriter{pending: map[routeQueue][]*routeUpdate{}, decoded: decoded}
 	for i := range w.gates {
 		w.gates[i] = make(chan struct{}, 1)
 	}

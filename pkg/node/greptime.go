@@ -9,6 +9,7 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/config"
 	"github.com/pgmetasrv/metasrv/pkg/ddl"
 	"github.com/pgmetasrv/metasrv/pkg/failover"
+	"github.com/pgmetasrv/metasrv/pkg/greptimekey"
 	"github.com/pgmetasrv/metasrv/pkg/heartbeat"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
 	"github.com/pgmetasrv/metasrv/pkg/metasrv"
@@ -35,8 +36,11 @@ type greptimeParts struct {
 func (n *Node) buildGreptime() (*greptimeParts, error) {
 	o := n.opts
 	g := &greptimeParts{keeper: region.NewKeeper()}
+	// The region leases and the migrations read the same routes, decoded
+	// once per version of each.
+	routes := greptimekey.NewRouteCache(0)
 	leases, err := region.NewLeaseDecider(region.LeaseDeciderOptions{
-		Logger: n.base, Keeper: g.keeper, Routes: region.StoreRoutes, HeartbeatInterval: o.HeartbeatInterval,
+		Logger: n.base, Keeper: g.keeper, Routes: region.CachedStoreRoutes(routes), HeartbeatInterval: o.HeartbeatInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -79,6 +83,7 @@ func (n *Node) buildGreptime() (*greptimeParts, error) {
 	}
 	mo := migration.Options{
 		Logger: n.base, Procedures: n.procedures, Keeper: g.keeper, Mailbox: n.heartbeats, HeartbeatInterval: o.HeartbeatInterval,
+		Routes: routes,
 	}
 	if g.detector != nil {
 		mo.Detectors = g.detector

@@ -12,7 +12,24 @@ import (
 // It is the Routes a LeaseDecider uses in production.
 func StoreRoutes(store kv.Backend) Routes { return storeRoutes{store: store} }
 
-type storeRoutes struct{ store kv.Backend }
+// CachedStoreRoutes is StoreRoutes decoding through decoded: every datanode
+// heartbeat reads its tables' routes, and a route of many regions costs
+// milliseconds to decode while it rarely changes.
+func CachedStoreRoutes(decoded *greptimekey.RouteCache) func(kv.Backend) Routes {
+	return func(store kv.Backend) Routes { return storeRoutes{store: store, decoded: decoded} }
+}
+
+type storeRoutes struct {
+	store   kv.Backend
+	decoded *greptimekey.RouteCache // nil: decode every read
+}
+
+func (r storeRoutes) decode(id uint32, raw []byte) (greptimekey.TableRouteValue, error) {
+	if r.decoded == nil {
+		return greptimekey.Decode[greptimekey.TableRouteValue](raw)
+	}
+	return r.decoded.Decode(id, raw)
+}
 
 func (r storeRoutes) Placements(ctx context.Context, tableIDs []uint32) (map[uint32]TablePlacement, error) {
 	keys := make([][]byte, len(tableIDs))
@@ -29,7 +46,7 @@ func (r storeRoutes) Placements(ctx context.Context, tableIDs []uint32) (map[uin
 		if err != nil {
 			continue
 		}
-		route, err := greptimekey.Decode[greptimekey.TableRouteValue](p.Value)
+		route, err := r.decode(id, p.Value)
 		if err != nil {
 			// A route GreptimeDB could not read either grants nothing: the
 			// table's regions are then closeable, as for a missing route.

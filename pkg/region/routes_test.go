@@ -31,13 +31,19 @@ func TestStoreRoutesReadsGreptimeRoutes(t *testing.T) {
 		_, err := store.Put(t.Context(), kv.PutRequest{Key: []byte(k), Value: v})
 		require.NoError(t, err)
 	}
-	got, err := StoreRoutes(store).Placements(t.Context(), []uint32{1024, 1025, 1026, 1027})
-	require.NoError(t, err)
-	require.Equal(t, map[uint32]TablePlacement{
+	want := map[uint32]TablePlacement{
 		1024: {Regions: map[uint32]RegionPlacement{
 			0: {HasLeader: true, LeaderID: 1, FollowerIDs: []uint64{2}},
 			1: {HasLeader: true, LeaderID: 1, LeaderState: LeaderDowngrading},
 		}},
 		1025: {Logical: true},
-	}, got, "an unreadable route and a missing one place nothing")
+	}
+	cached := CachedStoreRoutes(greptimekey.NewRouteCache(0))
+	// The cached reader twice: the second read comes from what the first
+	// decoded, and must say the same.
+	for _, routes := range []Routes{StoreRoutes(store), cached(store), cached(store)} {
+		got, err := routes.Placements(t.Context(), []uint32{1024, 1025, 1026, 1027})
+		require.NoError(t, err)
+		require.Equal(t, want, got, "an unreadable route and a missing one place nothing")
+	}
 }
