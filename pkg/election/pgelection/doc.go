@@ -118,6 +118,12 @@
 // election.FencedError. A node whose fenced write sees a newer term steps
 // down. Renewal is a read, so fenced writes never delay it.
 //
+// The group commit sends the check as one statement of a pipeline
+// (QueueCheck), with the writes and COMMIT behind it before its answer is
+// back; so that statement fails the transaction itself when the row records
+// another term, and Refusal turns that failure into the same FencedError and
+// step-down. The lock and the order are Check's.
+//
 // # Stream
 //
 // Subscribers get an ordered, lossless stream (election.Stream): Elected{t}

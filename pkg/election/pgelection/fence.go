@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgmetasrv/metasrv/pkg/election"
 )
@@ -44,6 +45,41 @@ func (f Fence) Check(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// QueueCheck is Check for a pipelined transaction: it queues in b, where the
+// transaction's first statement after BEGIN goes, a statement that takes the
+// election row FOR SHARE as Check does and fails the transaction unless the
+// row records the fence's term. The writes queued after it are then never
+// applied under another term, though the client sends them (and COMMIT)
+// before it has seen the check's answer. It queues nothing and returns
+// Check's refusal when this node no longer trusts its leadership of the term.
+func (f Fence) QueueCheck(b *pgx.Batch) error {
+	if f.e.stream.Trusted() != f.term {
+		return &election.FencedError{Expected: f.term, Actual: f.e.stream.Lease().Term}
+	}
+	b.Queue(f.e.sql.fenceQueue, f.e.lockID, f.term)
+	return nil
+}
+
+// Refusal tells the error of the statement QueueCheck queued: the check
+// failing (the row records another term, or none) steps down and returns the
+// *election.FencedError Check would have, with the term read afresh, outside
+// the failed transaction; any other error is not a refusal (nil).
+func (f Fence) Refusal(ctx context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != invalidTextRepresentation {
+		return nil
+	}
+	var current int64
+	if err := f.e.cfg.Pool.QueryRow(ctx, f.e.sql.fenceTerm, f.e.lockID).Scan(&current); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		f.e.logger.WarnContext(ctx, "fenced write refused; reading the recorded term failed", "term", f.term, "err", err)
+	}
+	f.e.stepDown(f.term, fmt.Errorf("fenced write: election records term %d", current))
+	return &election.FencedError{Expected: f.term, Actual: current}
+}
+
+// invalidTextRepresentation is the SQLSTATE of fenceQueue's refusal.
+const invalidTextRepresentation = "22P02"
 
 // Settle returns once every fenced write that held the fence when Settle was
 // called has ended, committed or rolled back. A write whose connection broke

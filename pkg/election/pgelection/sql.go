@@ -19,6 +19,8 @@ type statements struct {
 	renew      string
 	resign     string
 	fence      string
+	fenceQueue string
+	fenceTerm  string
 	settle     string
 	leader     string
 	register   string
@@ -57,6 +59,16 @@ func newStatements(election, candidates, clusters string) statements {
 			WHERE e.lock_id = $1 AND e.backend_pid = pg_backend_pid() AND ` + held("pg_backend_pid()"),
 		resign: `SELECT pg_advisory_unlock($1), pg_notify($2, $3)`,
 		fence:  `SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR SHARE`,
+		// The fence as one statement of a pipeline: it takes the same lock
+		// and, since the statements after it run without the client looking
+		// at its answer, fails the transaction itself when the term is not
+		// $2. SQL has no RAISE, so a failed text-to-bigint cast is the error
+		// (SQLSTATE 22P02, unambiguous: nothing else in the statement casts
+		// text); the LEFT JOIN makes a missing row fail as well.
+		fenceQueue: `SELECT CASE WHEN f.term = $2 THEN f.term
+				ELSE ('metasrv fence: the election row records term ' || coalesce(f.term::text, 'none') || ', not ' || $2::text)::bigint END
+			FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR SHARE) AS f ON true`,
+		fenceTerm: `SELECT term FROM ` + election + ` WHERE lock_id = $1`,
 		// FOR NO KEY UPDATE conflicts with the fence's FOR SHARE, so it is
 		// granted only once every fenced transaction holding it has ended.
 		settle: `SELECT term FROM ` + election + ` WHERE lock_id = $1 FOR NO KEY UPDATE`,

@@ -106,8 +106,10 @@ func (b *Batcher) execute(ctx context.Context, fence Fence, ops []batchOp) ([][]
 }
 
 // attempt runs the batch's transaction once: BEGIN; the fence; then the read
-// of the previous values, the net upsert, the net delete and COMMIT pipelined
-// in one round trip. It returns the stored values of the plan's lockKeys.
+// of the previous values, the net upsert, the net delete and COMMIT. With a
+// PipelineFence (or none) all of it is one round trip; with another fence
+// BEGIN and the check each take their own first. It returns the stored
+// values of the plan's lockKeys.
 //
 // Previous values are read FOR UPDATE under REPEATABLE READ, as
 // putReturningPrev does, so a concurrent change to one of those keys fails the
@@ -121,36 +123,54 @@ func (b *Batcher) attempt(ctx context.Context, fence Fence, p *batchPlan) ([]kv.
 	// A connection left inside a transaction is destroyed by Release, which
 	// rolls the transaction back.
 	defer conn.Release()
-	iso := pgx.ReadCommitted
-	if len(p.lockKeys) > 0 {
-		iso = pgx.RepeatableRead
-	}
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
-	if err != nil {
-		return nil, err
-	}
-	if fence != nil {
+	pf, pipelined := fence.(PipelineFence)
+	batch := &pgx.Batch{}
+	var br pgx.BatchResults
+	if fence == nil || pipelined {
+		begin := beginReadCommitted
+		if len(p.lockKeys) > 0 {
+			begin = beginRepeatableRead
+		}
+		batch.Queue(begin)
+		if pipelined {
+			if err := pf.QueueCheck(batch); err != nil {
+				return nil, &fenceError{err: err}
+			}
+		}
+		b.queueWrites(batch, p)
+		br = conn.SendBatch(ctx, batch)
+		_, err = br.Exec()
+		if err == nil && pipelined {
+			if _, err = br.Exec(); err != nil {
+				if refusal := pf.Refusal(ctx, err); refusal != nil {
+					_ = br.Close()
+					endAborted(ctx, conn)
+					return nil, &fenceError{err: refusal}
+				}
+			}
+		}
+	} else {
+		iso := pgx.ReadCommitted
+		if len(p.lockKeys) > 0 {
+			iso = pgx.RepeatableRead
+		}
+		tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+		if err != nil {
+			return nil, err
+		}
 		if err := fence.Check(ctx, tx); err != nil {
 			rollback(ctx, tx)
 			return nil, &fenceError{err: err}
 		}
+		b.queueWrites(batch, p)
+		// COMMIT travels with the statements, so the pgx.Tx is never committed
+		// through its own method; the connection ends up idle on success.
+		br = tx.SendBatch(ctx, batch)
 	}
-	q := b.store.q
-	batch := &pgx.Batch{}
-	if len(p.lockKeys) > 0 {
-		batch.Queue(q.lockPrev, p.lockKeys)
+	var stored []kv.KeyValue
+	if err == nil {
+		stored, err = readBatch(br, p)
 	}
-	if len(p.putKeys) > 0 {
-		batch.Queue(q.batchPut, p.putKeys, p.putValues)
-	}
-	if len(p.delKeys) > 0 {
-		batch.Queue(q.batchDelete, p.delKeys)
-	}
-	batch.Queue(commitStmt)
-	// COMMIT travels with the statements, so the pgx.Tx is never committed
-	// through its own method; the connection ends up idle on success.
-	br := tx.SendBatch(ctx, batch)
-	stored, err := readBatch(br, p)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -166,6 +186,21 @@ func (b *Batcher) attempt(ctx context.Context, fence Fence, p *batchPlan) ([]kv.
 	// The connection failed with COMMIT sent or about to be: it may have
 	// committed.
 	return nil, &commitError{err: err}
+}
+
+// queueWrites queues the plan's statements and COMMIT.
+func (b *Batcher) queueWrites(batch *pgx.Batch, p *batchPlan) {
+	q := b.store.q
+	if len(p.lockKeys) > 0 {
+		batch.Queue(q.lockPrev, p.lockKeys)
+	}
+	if len(p.putKeys) > 0 {
+		batch.Queue(q.batchPut, p.putKeys, p.putValues)
+	}
+	if len(p.delKeys) > 0 {
+		batch.Queue(q.batchDelete, p.delKeys)
+	}
+	batch.Queue(commitStmt)
 }
 
 // readBatch reads the results of attempt's pipeline.

@@ -31,6 +31,7 @@ type queries struct {
 
 const (
 	beginRepeatableRead = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+	beginReadCommitted  = "BEGIN ISOLATION LEVEL READ COMMITTED"
 	commitStmt          = "COMMIT"
 	rollbackStmt        = "ROLLBACK"
 )

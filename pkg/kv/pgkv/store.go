@@ -93,6 +93,23 @@ type Fence interface {
 	Check(ctx context.Context, tx pgx.Tx) error
 }
 
+// PipelineFence is a Fence that can also be checked inside a pipeline, so a
+// fenced group commit costs one round trip instead of three (BEGIN, the
+// check, then the writes with COMMIT). Its statement must take the lock
+// Check takes and fail the transaction when Check would refuse: the writes
+// and COMMIT behind it are sent before its answer is seen.
+type PipelineFence interface {
+	Fence
+	// QueueCheck queues the check as the next statement of b, right after
+	// BEGIN. An error refuses the write before anything is sent.
+	QueueCheck(b *pgx.Batch) error
+	// Refusal returns the fence's refusal (what Check would have returned)
+	// when err, the error of the statement QueueCheck queued, is the check
+	// failing, and nil when it is anything else, such as a broken connection,
+	// which the caller judges like any statement's error.
+	Refusal(ctx context.Context, err error) error
+}
+
 // Store is the PostgreSQL backend. It is safe for concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
