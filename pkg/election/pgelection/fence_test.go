@@ -65,8 +65,8 @@ func TestPipelinedFence(t *testing.T) {
 	t.Parallel()
 	type bundle struct {
 		lockID int64
-		pool *pgxpool.Pool
-		n    *node
+		pool   *pgxpool.Pool
+		n      *node
 	}
 	setup := func(t *testing.T) bundle {
 		opts, pool := newDatabase(t)
