@@ -85,8 +85,8 @@ func (c *leaderCache) unsureIn(key, end []byte, keys [][]byte) bool {
 // load replaces the cache's content with a full scan of src, page by page. The
 // caller holds no key lock; load takes them all so no write interleaves.
 func (c *leaderCache) load(ctx context.Context, src kv.Backend) (keys int, took time.Duration, err error) {
-	unlock := c.locks.lockAll()
-	defer unlock()
+	held := c.locks.lockAll()
+	defer held.unlock()
 	return c.loadLocked(ctx, src)
 }
 
@@ -177,8 +177,8 @@ func (s *termStore) BatchGet(ctx context.Context, req kv.BatchGetRequest) (kv.Ba
 // the keys it may change; nil means any key (a range delete), which excludes
 // every other write.
 //
-// The write runs in a goroutine of its own, on a context only the term's end
-// cancels, holding its keys' locks from before its statement until its
+// The write runs in a goroutine of its own, on the context of the term's
+// writes, which only the term's end cancels, holding its keys' locks from before its statement until its
 // outcome is in the cache. The caller waits for it or for ctx: a caller that
 // leaves before the write was sent gets ctx's error and the write is dropped
 // unsent; one that leaves later gets kv.ErrOutcomeUnknown while the write goes
@@ -191,13 +191,13 @@ func (s *termStore) write(ctx context.Context, keys [][]byte, do func(ctx contex
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	wctx, leave, ok := s.writes.enter(ctx)
+	wctx, ok := s.writes.enter()
 	if !ok {
 		return s.m.notLeader(ctx)
 	}
 	w := &pendingWrite{done: make(chan struct{})}
 	go func() {
-		defer leave()
+		defer s.writes.leave()
 		w.answer(s.run(wctx, w, keys, do, apply))
 	}()
 	select {
@@ -222,13 +222,13 @@ func (s *termStore) run(ctx context.Context, w *pendingWrite, keys [][]byte, do 
 	if s.signals != nil {
 		signal(s.signals.locking, keys)
 	}
-	var unlock func()
+	var held heldLocks
 	if keys == nil {
-		unlock = s.cache.locks.lockAll()
+		held = s.cache.locks.lockAll()
 	} else {
-		unlock = s.cache.locks.lock(keys...)
+		held = s.cache.locks.lock(keys...)
 	}
-	defer unlock()
+	defer held.unlock()
 	if !w.state.CompareAndSwap(writeWaiting, writeSent) {
 		return nil // abandoned: the caller has its answer already
 	}

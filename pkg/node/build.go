@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +23,10 @@ import (
 	"github.com/pgmetasrv/metasrv/pkg/server/metasrvapi"
 	"github.com/pgmetasrv/metasrv/pkg/server/metrics"
 )
+
+// streamWorkers is the size of the gRPC server's pool of call goroutines:
+// about the calls in flight under a heavy load (see buildServer).
+const streamWorkers = 64
 
 // parts are what New makes before anything connects: TLS (so a bad path
 // fails at once) and the metrics registry with its collectors.
@@ -163,12 +166,17 @@ func (n *Node) buildServer(p *parts) error {
 		// at the moment of each answer.
 		LeaderCheck: n.core.ServingLeader,
 		GRPCOptions: []grpc.ServerOption{
-			// Reused workers keep their grown stacks: without them every call
-			// pays for growing a fresh goroutine's stack. A call beyond the
-			// pool gets a goroutine of its own. A pool of 512 (more than the
-			// calls in flight) measured no better: 5-10% more CPU per ping
-			// and per put than this (docs/benchmarks.md).
-			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+			// Reused workers keep their grown stacks: a fresh goroutine per
+			// call grows its stack at every call (10-15% of the server's CPU
+			// under load). gRPC hands a call to the longest-idle worker, and
+			// the collector halves the stack of every worker it finds idle,
+			// so a pool much larger than the calls in flight grows stacks
+			// again: measured under 64 clients, stack growth took 15.6% of
+			// the CPU with GOMAXPROCS (2) workers, 5% with 64, 10% with 256
+			// and 14% with 512 (docs/benchmarks.md). A call beyond the pool,
+			// and every long-lived stream once the pool is taken, gets a
+			// goroutine of its own.
+			grpc.NumStreamWorkers(streamWorkers),
 			// Metrics first, so they record the code apierr mapped.
 			grpc.ChainUnaryInterceptor(p.grpcMetrics.UnaryServerInterceptor(), apierr.UnaryServerInterceptor(glog)),
 			grpc.ChainStreamInterceptor(p.grpcMetrics.StreamServerInterceptor(), apierr.StreamServerInterceptor(glog)),
