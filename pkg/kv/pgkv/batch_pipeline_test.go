@@ -123,3 +123,37 @@ func TestBatchedPipelinedFence(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "term2", string(got.Value))
 }
+
+// A connection lost after the pipeline was sent, with the check passed and
+// COMMIT under way, leaves the batch of unknown outcome, as on the
+// round-trip path.
+func TestBatchedPipelinedCommitOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	newFenceTerm(t, db)
+	schema := db.newSchema(t)
+	fn := pgx.Identifier{schema, "block_commit"}.Sanitize()
+	db.exec(t, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "+
+		"IF NEW.v = 'block' THEN PERFORM pg_advisory_xact_lock(4244); END IF; RETURN NULL; END$$")
+	db.exec(t, "CREATE CONSTRAINT TRIGGER block_commit AFTER INSERT OR UPDATE ON "+
+		pgx.Identifier{schema, pgkv.DefaultTable}.Sanitize()+" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
+	s := db.newStore(t, pgkv.Options{Schema: schema})
+	v := startBatcher(t, s).WithFence(&rowFence{term: 1})
+
+	tx, holderPID := holder(t, db)
+	_, err := tx.Exec(t.Context(), "SELECT pg_advisory_xact_lock(4244)")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Put(t.Context(), kv.PutRequest{Key: []byte("a"), Value: []byte("block")})
+		done <- err
+	}()
+	// The COMMIT waits in the deferred trigger, behind the holder's lock.
+	terminate(t, db, blockedBy(t, db, holderPID))
+	err = <-done
+	require.ErrorIs(t, err, kv.ErrOutcomeUnknown)
+	require.NoError(t, tx.Rollback(t.Context()))
+	_, err = v.Put(t.Context(), kv.PutRequest{Key: []byte("after"), Value: []byte("1")})
+	require.NoError(t, err)
+	requireValues(t, s, "after", "1")
+}
