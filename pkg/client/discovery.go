@@ -173,6 +173,10 @@ var errNotConnected = errors.New("not connected")
 // before sending is what lets a write go to another node when the leader is
 // down: a call that never left the client cannot have been applied.
 func (c *Client) waitReady(ctx context.Context, cc *grpc.ClientConn) error {
+	if cc.GetState() == connectivity.Ready {
+		// The common case, without the timer a bounded wait costs.
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	for {

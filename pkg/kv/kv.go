@@ -63,6 +63,12 @@ type RangeRequest struct {
 	Limit int64
 	// KeysOnly leaves Value nil in the result.
 	KeysOnly bool
+	// Shared lets the backend answer with pairs that share its own memory
+	// instead of copies, for a caller that only reads them (the API
+	// servers marshal them into a response and drop them). Such a caller
+	// must never write into them. A backend without memory of its own
+	// (PostgreSQL) ignores it.
+	Shared bool
 }
 
 // RangeResponse holds the selected pairs in key order.
@@ -86,6 +92,8 @@ type PutResponse struct {
 
 type BatchGetRequest struct {
 	Keys [][]byte
+	// Shared is RangeRequest.Shared.
+	Shared bool
 }
 
 // BatchGetResponse holds the pairs that exist, in key order; missing keys are

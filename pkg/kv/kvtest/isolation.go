@@ -14,6 +14,7 @@ func isolationCases() []testCase {
 		{"ReturnedBytesDoNotAlias", testReturnedBytesDoNotAlias},
 		{"RequestBytesDoNotAlias", testRequestBytesDoNotAlias},
 		{"CancelledContext", testCancelledContext},
+		{"SharedReadsStayAsRead", testSharedReadsStayAsRead},
 	}
 }
 
@@ -60,6 +61,30 @@ func testReturnedBytesDoNotAlias(t *testing.T, b kv.Backend) {
 	tx = txn(t, b, kv.TxnRequest{Success: []kv.TxnOp{kv.OpPut([]byte("b"), []byte(valueOf("b")))}})
 	scribble(tx.Responses[0].Kvs...)
 	require.Equal(t, want, dump(t, b), "after scribbling over previous pairs")
+}
+
+// testSharedReadsStayAsRead: a Shared read answers what a plain one does, and
+// what it returned stays as it was read while the keys are written again or
+// deleted; an append to a returned key does not write into its value.
+func testSharedReadsStayAsRead(t *testing.T, b kv.Backend) {
+	ctx := t.Context()
+	seed(t, b, "a", "b", "c")
+	plain := scan(t, b, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}})
+	shared := scan(t, b, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}, Shared: true})
+	require.Equal(t, plain.Kvs, shared.Kvs)
+	keysOnly := scan(t, b, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}, KeysOnly: true, Shared: true})
+	require.Equal(t, scan(t, b, kv.RangeRequest{Key: []byte("a"), RangeEnd: []byte{0}, KeysOnly: true}).Kvs, keysOnly.Kvs)
+	got, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: keys("c", "a", "missing"), Shared: true})
+	require.NoError(t, err)
+	require.Equal(t, []kv.KeyValue{plain.Kvs[0], plain.Kvs[2]}, got.Kvs)
+
+	_, err = b.Put(ctx, kv.PutRequest{Key: []byte("a"), Value: []byte("overwritten")})
+	require.NoError(t, err)
+	_, err = b.BatchDelete(ctx, kv.BatchDeleteRequest{Keys: keys("b")})
+	require.NoError(t, err)
+	_ = append(shared.Kvs[2].Key, '#', '#', '#', '#')
+	require.Equal(t, plain.Kvs, shared.Kvs, "a shared answer changed after the read")
+	require.Equal(t, []kv.KeyValue{plain.Kvs[0], plain.Kvs[2]}, got.Kvs, "a shared answer changed after the read")
 }
 
 // testRequestBytesDoNotAlias: a caller reusing its buffers after a write must

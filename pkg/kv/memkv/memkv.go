@@ -40,7 +40,10 @@ func lessEntry(a, b entry) bool { return bytes.Compare(a.key(), b.key()) < 0 }
 
 // Store is an ordered key-value map guarded by one RWMutex, so every operation
 // (including a whole Txn) is atomic and linearisable. Stored bytes are private
-// copies: nothing a caller passes in or gets back aliases them.
+// copies: nothing a caller passes in or gets back aliases them, except the
+// answers of reads that ask for them Shared. A stored entry is never written
+// after it is made (a write replaces it with a new one), so a shared answer
+// stays as it was read, whatever is written later.
 type Store struct {
 	mu    sync.RWMutex
 	tree  *btree.BTreeG[entry]
@@ -158,8 +161,28 @@ func (s *Store) Range(ctx context.Context, req kv.RangeRequest) (kv.RangeRespons
 		}
 		return true
 	})
-	resp.Kvs = copyOut(entries, size, req.KeysOnly)
+	if req.Shared {
+		resp.Kvs = shareOut(entries, req.KeysOnly)
+	} else {
+		resp.Kvs = copyOut(entries, size, req.KeysOnly)
+	}
 	return resp, nil
+}
+
+// shareOut is copyOut for a Shared read: the pairs are the entries' own
+// bytes, each capped at its length so an append cannot write past it.
+func shareOut(entries []entry, keysOnly bool) []kv.KeyValue {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([]kv.KeyValue, len(entries))
+	for i, e := range entries {
+		out[i].Key = e.key()
+		if !keysOnly {
+			out[i].Value = e.buf[e.klen:len(e.buf):len(e.buf)]
+		}
+	}
+	return out
 }
 
 // maxPrealloc caps the pairs a limited range makes room for up front.
@@ -230,7 +253,12 @@ func (s *Store) BatchGet(ctx context.Context, req kv.BatchGetRequest) (kv.BatchG
 	defer s.mu.RUnlock()
 	var resp kv.BatchGetResponse
 	for _, k := range keys {
-		if e, ok := s.get(k); ok {
+		e, ok := s.get(k)
+		switch {
+		case !ok:
+		case req.Shared:
+			resp.Kvs = append(resp.Kvs, kv.KeyValue{Key: e.key(), Value: e.buf[e.klen:len(e.buf):len(e.buf)]})
+		default:
 			resp.Kvs = append(resp.Kvs, e.kv())
 		}
 	}

@@ -40,7 +40,7 @@ func (s *storeService) reader(ctx context.Context) kv.Backend {
 }
 
 func (s *storeService) Range(ctx context.Context, req *metapb.RangeRequest) (*metapb.RangeResponse, error) {
-	resp, err := s.reader(ctx).Range(ctx, kv.RangeRequest{Key: req.GetKey(), RangeEnd: req.GetRangeEnd(), Limit: req.GetLimit(), KeysOnly: req.GetKeysOnly()})
+	resp, err := s.reader(ctx).Range(ctx, kv.RangeRequest{Key: req.GetKey(), RangeEnd: req.GetRangeEnd(), Limit: req.GetLimit(), KeysOnly: req.GetKeysOnly(), Shared: true})
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (s *storeService) Range(ctx context.Context, req *metapb.RangeRequest) (*me
 }
 
 func (s *storeService) BatchGet(ctx context.Context, req *metapb.BatchGetRequest) (*metapb.BatchGetResponse, error) {
-	resp, err := s.reader(ctx).BatchGet(ctx, kv.BatchGetRequest{Keys: req.GetKeys()})
+	resp, err := s.reader(ctx).BatchGet(ctx, kv.BatchGetRequest{Keys: req.GetKeys(), Shared: true})
 	if err != nil {
 		return nil, err
 	}

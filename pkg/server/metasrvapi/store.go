@@ -98,6 +98,8 @@ func (s *StoreService) Range(ctx context.Context, in *metasrvv1.RangeRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	// The pairs only go into the response, which marshals them.
+	req.Shared = true
 	resp, err := b.Range(ctx, req)
 	if err != nil {
 		return nil, err
@@ -151,6 +153,7 @@ func (s *StoreService) BatchGet(ctx context.Context, in *metasrvv1.BatchGetReque
 	if err != nil {
 		return nil, err
 	}
+	req.Shared = true
 	resp, err := b.BatchGet(ctx, req)
 	if err != nil {
 		return nil, err
