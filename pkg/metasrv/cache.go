@@ -177,8 +177,8 @@ func (s *termStore) BatchGet(ctx context.Context, req kv.BatchGetRequest) (kv.Ba
 // the keys it may change; nil means any key (a range delete), which excludes
 // every other write.
 //
-// The write runs in a goroutine of its own, on the context of the term's
-// writes, which only the term's end cancels, holding its keys' locks from before its statement until its
+// The write runs in a goroutine of its own, on a context only the term's end
+// cancels, holding its keys' locks from before its statement until its
 // outcome is in the cache. The caller waits for it or for ctx: a caller that
 // leaves before the write was sent gets ctx's error and the write is dropped
 // unsent; one that leaves later gets kv.ErrOutcomeUnknown while the write goes
@@ -191,13 +191,13 @@ func (s *termStore) write(ctx context.Context, keys [][]byte, do func(ctx contex
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	wctx, ok := s.writes.enter()
+	wctx, leave, ok := s.writes.enter(ctx)
 	if !ok {
 		return s.m.notLeader(ctx)
 	}
 	w := &pendingWrite{done: make(chan struct{})}
 	go func() {
-		defer s.writes.leave()
+		defer leave()
 		w.answer(s.run(wctx, w, keys, do, apply))
 	}()
 	select {

@@ -8,53 +8,58 @@ import (
 	"github.com/pgmetasrv/metasrv/internal/testsignal"
 )
 
-// writeGate tracks the leader writes of one term. A write runs on the gate's
-// context, which only the term's end cancels, so a caller that gives up
+// writeGate tracks the leader writes of one term. A write runs on a context
+// of its own that only the term's end cancels, so a caller that gives up
 // cannot cut it short: it goes on until PostgreSQL's outcome is known and
 // that outcome, not the caller's departure, decides what the cache holds.
 // close ends the term's writes and waits for them, so none outlives its term.
-//
-// The writes share one context rather than each deriving its own from its
-// caller's: none of the write path reads a context value, and a context, a
-// cancel function and a map entry per write were a measurable part of a
-// put's cost.
 type writeGate struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	next    uint64
+	cancels map[uint64]context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newWriteGate() *writeGate {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &writeGate{ctx: ctx, cancel: cancel}
+	return &writeGate{cancels: make(map[uint64]context.CancelFunc)}
 }
 
-// enter registers a write. It returns the write's context (no deadline,
-// cancelled when the term ends); leave must follow once the write has ended.
-// ok is false once the term has ended.
-func (g *writeGate) enter() (wctx context.Context, ok bool) {
+// enter registers a write. It returns the write's context (ctx's values, no
+// deadline, cancelled when the term ends) and the function that ends the
+// registration; ok is false once the term has ended.
+func (g *writeGate) enter(ctx context.Context) (wctx context.Context, leave func(), ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return nil, false
+		return nil, nil, false
 	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	id := g.next
+	g.next++
+	g.cancels[id] = cancel
 	g.wg.Add(1)
-	return g.ctx, true
+	return wctx, func() {
+		g.mu.Lock()
+		delete(g.cancels, id)
+		g.mu.Unlock()
+		cancel()
+		g.wg.Done()
+	}, true
 }
-
-// leave ends a registration enter made.
-func (g *writeGate) leave() { g.wg.Done() }
 
 // close refuses new writes, cancels the running ones and waits for them. A
 // write cancelled here may be of unknown outcome, which no longer matters:
 // the term's cache is dropped with the term.
 func (g *writeGate) close() {
 	g.mu.Lock()
-	g.closed = true
+	if !g.closed {
+		g.closed = true
+		for _, cancel := range g.cancels {
+			cancel()
+		}
+	}
 	g.mu.Unlock()
-	g.cancel()
 	g.wg.Wait()
 }
 

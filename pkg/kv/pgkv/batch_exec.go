@@ -142,9 +142,11 @@ func (b *Batcher) attempt(ctx context.Context, fence Fence, p *batchPlan) ([]kv.
 		_, err = br.Exec()
 		if err == nil && pipelined {
 			if _, err = br.Exec(); err != nil {
+				// Nothing more comes of this transaction: end it before the
+				// fence looks at why, which may take a connection of its own.
+				_ = br.Close()
+				endAborted(ctx, conn)
 				if refusal := pf.Refusal(ctx, err); refusal != nil {
-					_ = br.Close()
-					endAborted(ctx, conn)
 					return nil, &fenceError{err: refusal}
 				}
 			}
@@ -154,8 +156,8 @@ func (b *Batcher) attempt(ctx context.Context, fence Fence, p *batchPlan) ([]kv.
 		if len(p.lockKeys) > 0 {
 			iso = pgx.RepeatableRead
 		}
-		tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
-		if err != nil {
+		var tx pgx.Tx
+		if tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso}); err != nil {
 			return nil, err
 		}
 		if err := fence.Check(ctx, tx); err != nil {
