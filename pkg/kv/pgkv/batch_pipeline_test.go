@@ -131,13 +131,7 @@ func TestBatchedPipelinedCommitOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
 	newFenceTerm(t, db)
-	schema := db.newSchema(t)
-	fn := pgx.Identifier{schema, "block_commit"}.Sanitize()
-	db.exec(t, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "+
-		"IF NEW.v = 'block' THEN PERFORM pg_advisory_xact_lock(4244); END IF; RETURN NULL; END$$")
-	db.exec(t, "CREATE CONSTRAINT TRIGGER block_commit AFTER INSERT OR UPDATE ON "+
-		pgx.Identifier{schema, pgkv.DefaultTable}.Sanitize()+" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
-	s := db.newStore(t, pgkv.Options{Schema: schema})
+	s := db.newStore(t, pgkv.Options{Schema: blockCommits(t, db, 4244)})
 	v := startBatcher(t, s).WithFence(&rowFence{term: 1})
 
 	tx, holderPID := holder(t, db)

@@ -382,18 +382,27 @@ func TestBatchedCallerLeavesBatchThatCommits(t *testing.T) {
 	requireValues(t, s, "leaves", "1")
 }
 
+// blockCommits makes a schema whose KV table's COMMIT of a pair valued
+// "block" waits, in a deferred trigger, for the advisory lock lockKey: a
+// test holding that lock holds such a COMMIT under way.
+func blockCommits(t *testing.T, db *testDB, lockKey int) (schema string) {
+	t.Helper()
+	schema = db.newSchema(t)
+	fn := pgx.Identifier{schema, "block_commit"}.Sanitize()
+	db.exec(t, fmt.Sprintf("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "+
+		"IF NEW.v = 'block' THEN PERFORM pg_advisory_xact_lock(%d); END IF; RETURN NULL; END$$", fn, lockKey))
+	db.exec(t, "CREATE CONSTRAINT TRIGGER block_commit AFTER INSERT OR UPDATE ON "+
+		pgx.Identifier{schema, pgkv.DefaultTable}.Sanitize()+" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
+	return schema
+}
+
 // The connection dies while the batch's COMMIT waits (a deferred trigger
 // takes a lock a test session holds): every request of the batch gets
 // ErrOutcomeUnknown, and the batcher serves the next batch.
 func TestBatchedCommitOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
-	schema := db.newSchema(t)
-	fn := pgx.Identifier{schema, "block_commit"}.Sanitize()
-	db.exec(t, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "+
-		"IF NEW.v = 'block' THEN PERFORM pg_advisory_xact_lock(4243); END IF; RETURN NULL; END$$")
-	db.exec(t, "CREATE CONSTRAINT TRIGGER block_commit AFTER INSERT OR UPDATE ON "+
-		pgx.Identifier{schema, pgkv.DefaultTable}.Sanitize()+" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "+fn+"()")
+	schema := blockCommits(t, db, 4243)
 	s := db.newStore(t, pgkv.Options{Schema: schema})
 	b := startBatcher(t, s)
 	g := newGate()
