@@ -3,11 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,24 +13,17 @@ import (
 
 // benchDDL holds the flags of `metasrv bench ddl`.
 type benchDDL struct {
-	app          *app
-	endpoints    []string
-	clients      int
-	tables       int
-	datanodes    int
-	partitions   int
-	catalog      string
-	schema       string
-	drop         bool
-	datanodeHost string
-	leaseTimeout time.Duration
-	timeout      time.Duration
-	metricsURL   string
-	output       string
+	fakeDatanodeFlags
+	clients    int
+	tables     int
+	datanodes  int
+	partitions int
+	drop       bool
+	metricsURL string
 }
 
 func newBenchDDLCommand(a *app) *cobra.Command {
-	b := &benchDDL{app: a}
+	b := &benchDDL{fakeDatanodeFlags: fakeDatanodeFlags{app: a}}
 	cmd := &cobra.Command{
 		Use:   "ddl",
 		Short: "Create-table DDL on the leader against fake datanodes: procedures per second, latency, server CPU",
@@ -70,26 +58,16 @@ process_cpu_seconds_total before and after each phase gives the CPU time per 1,0
 tables (srv-cpu/1k) and the cores kept busy. The command exits non-zero when a call
 failed or a check found a problem. A progress line is printed to stderr every second.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return b.run(ctx, cmd)
-		},
+		RunE: runUntilSignal(b.run),
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
+	b.addFlags(f, "how long every datanode may take to get its first region lease", "deadline of one DDL call (its timeout_secs too)")
 	f.IntVarP(&b.clients, "clients", "c", 16, "concurrent DDL clients")
 	f.IntVar(&b.tables, "tables", 1000, "create-table tasks to run")
 	f.IntVar(&b.datanodes, "datanodes", 3, "fake datanodes, ids 1..N")
 	f.IntVar(&b.partitions, "partitions", 1, "regions per table")
-	f.StringVar(&b.catalog, "catalog", "greptime", "catalog of the database")
-	f.StringVar(&b.schema, "schema", "", "database the tables are created in; must not exist (default bench_<random>)")
 	f.BoolVar(&b.drop, "drop", false, "drop the tables (measured) and the database at the end")
-	f.StringVar(&b.datanodeHost, "datanode-host", "127.0.0.1", "address the fake datanodes' region servers bind and advertise; the metasrv must reach it")
-	f.DurationVar(&b.leaseTimeout, "lease-timeout", time.Minute, "how long every datanode may take to get its first region lease")
-	f.DurationVar(&b.timeout, "timeout", time.Minute, "deadline of one DDL call (its timeout_secs too)")
 	f.StringVar(&b.metricsURL, "metrics-url", "", "the leader's Prometheus /metrics URL, or its HTTP host:port, for its CPU (default: not measured)")
-	f.StringVarP(&b.output, "output", "o", outputText, "output format: text or json")
 	return cmd
 }
 
@@ -104,16 +82,9 @@ func (b *benchDDL) validate() error {
 		return fmt.Errorf("--datanodes %d: must be at least 1", b.datanodes)
 	case b.partitions < 1:
 		return fmt.Errorf("--partitions %d: must be at least 1", b.partitions)
-	case b.catalog == "":
-		return fmt.Errorf("--catalog: must not be empty")
-	case b.datanodeHost == "":
-		return fmt.Errorf("--datanode-host: must not be empty")
-	case b.leaseTimeout <= 0:
-		return fmt.Errorf("--lease-timeout %s: must be positive", b.leaseTimeout)
-	case b.timeout < time.Second:
-		return fmt.Errorf("--timeout %s: must be at least 1s (timeout_secs is whole seconds)", b.timeout)
-	case b.output != outputText && b.output != outputJSON:
-		return fmt.Errorf("--output %q: expected text or json", b.output)
+	}
+	if err := b.fakeDatanodeFlags.validate(); err != nil {
+		return err
 	}
 	_, err := parseMetricsURL(b.metricsURL)
 	return err
@@ -123,19 +94,15 @@ func (b *benchDDL) run(ctx context.Context, cmd *cobra.Command) error {
 	if err := b.validate(); err != nil {
 		return err
 	}
-	endpoints, err := (&ctlOptions{app: b.app, endpoints: b.endpoints}).resolveEndpoints(cmd)
+	endpoints, schema, err := b.target(cmd)
 	if err != nil {
 		return err
-	}
-	schema := b.schema
-	if schema == "" {
-		schema = "bench_" + loadgen.RandomHex(4)
 	}
 	cfg := ddlload.Config{
 		Endpoints: endpoints, Catalog: b.catalog, Schema: schema, Clients: b.clients, Tables: b.tables,
 		Datanodes: b.datanodes, Partitions: b.partitions, Drop: b.drop, DatanodeHost: b.datanodeHost,
 		LeaseTimeout: b.leaseTimeout, Timeout: b.timeout, Compressor: grpczstd.Name, Progress: b.app.stderr,
-		Logger: slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: fakesLogger(b.app.stderr),
 	}
 	if u, _ := parseMetricsURL(b.metricsURL); u != "" && u != metricsNone {
 		cfg.Metrics = &loadgen.Scraper{URL: u}

@@ -3,16 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	"github.com/pgmetasrv/metasrv/internal/regionfailoverbench"
 	"github.com/pgmetasrv/metasrv/pkg/grpczstd" // GreptimeDB's clients send zstd
 	"github.com/pgmetasrv/metasrv/pkg/region"
@@ -20,23 +15,16 @@ import (
 
 // benchFailoverRegions holds the flags of `metasrv bench failover-regions`.
 type benchFailoverRegions struct {
-	app          *app
-	endpoints    []string
+	fakeDatanodeFlags
 	rounds       int
 	regions      int
 	datanodes    int
-	catalog      string
-	schema       string
-	datanodeHost string
 	detector     region.PhiAccrualOptions
-	leaseTimeout time.Duration
 	roundTimeout time.Duration
-	timeout      time.Duration
-	output       string
 }
 
 func newBenchFailoverRegionsCommand(a *app) *cobra.Command {
-	b := &benchFailoverRegions{app: a}
+	b := &benchFailoverRegions{fakeDatanodeFlags: fakeDatanodeFlags{app: a}}
 	cmd := &cobra.Command{
 		Use:   "failover-regions",
 		Short: "Region failover against fake datanodes: time from a datanode's last heartbeat to its regions being writable elsewhere",
@@ -67,29 +55,20 @@ until lease_seconds later, or until that datanode is granted another role for th
 fails the command. A round whose regions are not all granted
 elsewhere within --round-timeout ends the run.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return b.run(ctx, cmd)
-		},
+		RunE: runUntilSignal(b.run),
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
+	b.addFlags(f, "how long a datanode may take to get its first region lease, or the victim a lease of a new table's regions",
+		"deadline of one DDL call or metadata read (its timeout_secs too)")
 	f.IntVar(&b.rounds, "rounds", regionfailoverbench.DefaultRounds, "datanode failures to measure")
 	f.IntVar(&b.regions, "regions", regionfailoverbench.DefaultRegions, "leader regions on the failed datanode in each round")
 	f.IntVar(&b.datanodes, "datanodes", regionfailoverbench.DefaultDatanodes, "fake datanodes, ids 1..N, the victim (1) included")
-	f.StringVar(&b.catalog, "catalog", "greptime", "catalog of the database")
-	f.StringVar(&b.schema, "schema", "", "database the tables are created in; must not exist (default bench_<random>)")
-	f.StringVar(&b.datanodeHost, "datanode-host", "127.0.0.1", "address the fake datanodes' region servers bind and advertise; the metasrv must reach it")
 	d := region.DefaultPhiAccrualOptions()
 	f.Float64Var(&b.detector.Threshold, "failure-detector-threshold", d.Threshold, "the metasrv's failure_detector.threshold, for the floor")
 	f.DurationVar(&b.detector.MinStdDeviation, "failure-detector-min-std-deviation", d.MinStdDeviation, "the metasrv's failure_detector.min_std_deviation")
 	f.DurationVar(&b.detector.AcceptableHeartbeatPause, "failure-detector-acceptable-heartbeat-pause", d.AcceptableHeartbeatPause, "the metasrv's failure_detector.acceptable_heartbeat_pause")
 	f.DurationVar(&b.detector.FirstHeartbeatEstimate, "failure-detector-first-heartbeat-estimate", d.FirstHeartbeatEstimate, "the metasrv's failure_detector.first_heartbeat_estimate")
-	f.DurationVar(&b.leaseTimeout, "lease-timeout", time.Minute, "how long a datanode may take to get its first region lease, or the victim a lease of a new table's regions")
 	f.DurationVar(&b.roundTimeout, "round-timeout", 5*time.Minute, "how long the victim's regions may take to be granted Leader elsewhere")
-	f.DurationVar(&b.timeout, "timeout", time.Minute, "deadline of one DDL call or metadata read (its timeout_secs too)")
-	f.StringVarP(&b.output, "output", "o", outputText, "output format: text or json")
 	return cmd
 }
 
@@ -102,18 +81,11 @@ func (b *benchFailoverRegions) validate() error {
 		return fmt.Errorf("--regions %d: must be at least 1", b.regions)
 	case b.datanodes < 2:
 		return fmt.Errorf("--datanodes %d: must be at least 2 (the victim's regions need somewhere to go)", b.datanodes)
-	case b.catalog == "":
-		return fmt.Errorf("--catalog: must not be empty")
-	case b.datanodeHost == "":
-		return fmt.Errorf("--datanode-host: must not be empty")
-	case b.leaseTimeout <= 0:
-		return fmt.Errorf("--lease-timeout %s: must be positive", b.leaseTimeout)
 	case b.roundTimeout <= 0:
 		return fmt.Errorf("--round-timeout %s: must be positive", b.roundTimeout)
-	case b.timeout < time.Second:
-		return fmt.Errorf("--timeout %s: must be at least 1s (timeout_secs is whole seconds)", b.timeout)
-	case b.output != outputText && b.output != outputJSON:
-		return fmt.Errorf("--output %q: expected text or json", b.output)
+	}
+	if err := b.fakeDatanodeFlags.validate(); err != nil {
+		return err
 	}
 	if err := b.detector.Validate(); err != nil {
 		return fmt.Errorf("--failure-detector-*: %w", err)
@@ -125,19 +97,15 @@ func (b *benchFailoverRegions) run(ctx context.Context, cmd *cobra.Command) erro
 	if err := b.validate(); err != nil {
 		return err
 	}
-	endpoints, err := (&ctlOptions{app: b.app, endpoints: b.endpoints}).resolveEndpoints(cmd)
+	endpoints, schema, err := b.target(cmd)
 	if err != nil {
 		return err
-	}
-	schema := b.schema
-	if schema == "" {
-		schema = "bench_" + loadgen.RandomHex(4)
 	}
 	rep, err := regionfailoverbench.Run(ctx, regionfailoverbench.Config{
 		Endpoints: endpoints, Catalog: b.catalog, Schema: schema, Rounds: b.rounds, Regions: b.regions,
 		Datanodes: b.datanodes, DatanodeHost: b.datanodeHost, Detector: b.detector, LeaseTimeout: b.leaseTimeout,
 		RoundTimeout: b.roundTimeout, Timeout: b.timeout, Compressor: grpczstd.Name, Progress: b.app.stderr,
-		Logger: slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: fakesLogger(b.app.stderr),
 	})
 	if perr := b.print(rep); perr != nil && err == nil {
 		err = perr

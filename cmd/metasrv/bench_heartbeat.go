@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,11 +72,7 @@ metasrv serves at most 256 concurrent streams on one connection: a pool of more 
 leaves the rest waiting for a stream slot, so keep --conns-per at 250 or below against
 metasrv. A progress line is printed to stderr every second.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return b.run(ctx, cmd)
-		},
+		RunE: runUntilSignal(b.run),
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")

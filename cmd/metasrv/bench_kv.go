@@ -7,11 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"os/signal"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,13 +81,9 @@ v bytea) created for the run and dropped after it, and the ratios metasrv/raw ar
          pipelined pgx batch; COMMIT. Four round trips either way.
 A progress line is printed to stderr every second.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Ctrl-C ends the run through the cleanup: the benchmark's keys
-			// and scratch table are removed.
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return b.run(ctx, cmd)
-		},
+		// Ctrl-C ends the run through the cleanup: the benchmark's keys
+		// and scratch table are removed.
+		RunE: runUntilSignal(b.run),
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&b.endpoints, "endpoints", nil, "metasrv gRPC addresses host:port, comma-separated (default $"+envCtlEndpoints+" or 127.0.0.1:3002)")
