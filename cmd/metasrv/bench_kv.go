@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type benchKV struct {
 	keyPrefix  string
 	opTimeout  time.Duration
 	output     string
+	cpuProfile string
 }
 
 func newBenchKVCommand(a *app) *cobra.Command {
@@ -64,7 +66,10 @@ machine that reads as efficiency, not only as speed. The URL is --metrics-url, b
 http://<leader host>:4000/metrics (the default http.addr port); a node started with
 another --http-addr needs the flag. When it cannot be scraped the output says why and the
 run still succeeds. A scraped node that served far fewer gRPC calls than the operations
-counted is flagged: it is probably not the leader.
+counted is flagged: it is probably not the leader. The load generator's own CPU time per
+1,000 operations (bench-cpu/1k-ops) is printed for every target, raw-pg included: on a
+machine it shares with the server, that is part of what a figure costs. --cpu-profile
+writes the load generator's CPU profile of the timed metasrv run.
 
 With --compare-pg DSN the same workload then runs as raw SQL through pgx (a pool of -c
 connections) on that PostgreSQL, against a scratch table --table (k bytea primary key,
@@ -100,6 +105,7 @@ A progress line is printed to stderr every second.`,
 	f.StringVar(&b.keyPrefix, "key-prefix", "", "prefix of the benchmark's keys in metasrv (default bench/kv/<random>/)")
 	f.DurationVar(&b.opTimeout, "op-timeout", 10*time.Second, "deadline of one operation")
 	f.StringVarP(&b.output, "output", "o", outputText, "output format: text or json")
+	f.StringVar(&b.cpuProfile, "cpu-profile", "", "write the load generator's own CPU profile (pprof) of the timed metasrv run to this file")
 	return cmd
 }
 
@@ -159,7 +165,7 @@ func (b *benchKV) validate() error {
 	return nil
 }
 
-func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
+func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 	if err := b.validate(); err != nil {
 		return err
 	}
@@ -178,6 +184,18 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) error {
 		Keys: b.keys, ValueSize: b.valueSize, RangeLimit: b.rangeLimit, TxnKeys: b.txnKeys, KeyPrefix: b.keyPrefix,
 		Progress: b.app.stderr, Describe: describe}
 	logger := slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && rerr == nil {
+				rerr = fmt.Errorf("--cpu-profile: %w", cerr)
+			}
+		}()
+		w.CPUProfile = f
+	}
 
 	// Connect to PostgreSQL first: a bad DSN should fail before the
 	// cluster is loaded with keys.

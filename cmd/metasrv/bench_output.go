@@ -27,9 +27,9 @@ func (b *benchKV) print(r loadgen.KVReport) error {
 	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tops/s\tsrv-cpu/1k-ops\tp50\tp90\tp99\tmax\tops\terrors\t")
+	fmt.Fprintln(tw, "target\tops/s\tsrv-cpu/1k-ops\tbench-cpu/1k-ops\tp50\tp90\tp99\tmax\tops\terrors\t")
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec, cpuPer1k(res.ServerCPU),
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec, cpuPer1k(res.ServerCPU), clientCPUPer1k(res.ClientCPUPer1k),
 			loadgen.FormatLatency(res.P50), loadgen.FormatLatency(res.P90), loadgen.FormatLatency(res.P99), loadgen.FormatLatency(res.Max), res.Ops, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
@@ -61,6 +61,15 @@ func cpuPer1k(c *loadgen.ServerCPU) string {
 	default:
 		return formatSeconds(c.SecondsPer1kOps)
 	}
+}
+
+// clientCPUPer1k is the bench-cpu/1k-ops cell: the load generator's own CPU
+// time per 1,000 operations, "n/a" where the OS does not report it.
+func clientCPUPer1k(s *float64) string {
+	if s == nil {
+		return "n/a"
+	}
+	return formatSeconds(*s)
 }
 
 // printServerCPU says where a target's server CPU figure comes from, or why

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -135,6 +136,7 @@ func TestBenchKVTextServerCPU(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "bench kv: op=ping clients=2 duration=1s\n")
 	require.Contains(t, stdout, "srv-cpu/1k-ops")
+	require.Contains(t, stdout, "bench-cpu/1k-ops")
 	require.Regexp(t, `server cpu \(metasrv\): \S+ in \S+ \(\d+\.\d\d cores\) from http://`+regexp.QuoteMeta(n.srv.HTTPAddr().String())+`/metrics, \d+ gRPC calls\n`, stdout)
 	require.NotContains(t, stdout, "n/a")
 
@@ -152,6 +154,30 @@ func TestBenchKVTextServerCPU(t *testing.T) {
 	var rep loadgen.KVReport
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	require.Nil(t, rep.Results[0].ServerCPU)
+	// The load generator's own CPU is measured whatever the server's.
+	require.NotNil(t, rep.Results[0].ClientCPUPer1k)
+	require.Greater(t, *rep.Results[0].ClientCPUPer1k, 0.0)
+}
+
+// TestBenchKVCPUProfile checks --cpu-profile writes a pprof profile (gzip)
+// of the run, and that a file it cannot create fails the command by name.
+func TestBenchKVCPUProfile(t *testing.T) {
+	t.Parallel()
+	n := startMemoryNode(t, config.Default())
+	addr := n.srv.GRPCAddr().String()
+	path := filepath.Join(t.TempDir(), "bench.pprof")
+	code, _, stderr := runCLI("bench", "kv", "--endpoints", addr, "--op", "put", "--keys", "100", "-c", "2", "-d", "500ms",
+		"--metrics-url", "none", "--cpu-profile", path)
+	require.Equal(t, 0, code, stderr)
+	prof, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Greater(t, len(prof), 2)
+	require.Equal(t, []byte{0x1f, 0x8b}, prof[:2], "pprof profiles are gzipped")
+
+	code, _, stderr = runCLI("bench", "kv", "--endpoints", addr, "--op", "ping", "-c", "1", "-d", "100ms",
+		"--metrics-url", "none", "--cpu-profile", filepath.Join(t.TempDir(), "missing", "bench.pprof"))
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--cpu-profile: open ")
 }
 
 // benchPG is a PostgreSQL superuser DSN for the bench tests: the server in

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -55,6 +56,9 @@ type KV struct {
 	// Metrics, if set, is scraped before and after the metasrv run for the
 	// node's CPU time; nil measures none.
 	Metrics *Scraper
+	// CPUProfile, if set, receives this process's CPU profile (pprof) of
+	// the timed metasrv run: where the load generator's own CPU goes.
+	CPUProfile io.Writer
 	// Progress gets the progress and preload lines.
 	Progress io.Writer
 	// Describe rewords an RPC error for messages; nil leaves it as it is.
@@ -151,7 +155,21 @@ func (k *KV) RunMetasrv(ctx context.Context, c *client.Client) (res Result, err 
 			return Result{}, err
 		}
 	}
-	return measure(ctx, k.Metrics, func() (Result, error) { return Run(ctx, k.spec("metasrv", k.metasrvOp(c))) })
+	return measure(ctx, k.Metrics, k.profiled(func() (Result, error) { return Run(ctx, k.spec("metasrv", k.metasrvOp(c))) }))
+}
+
+// profiled wraps run in this process's CPU profile when CPUProfile is set.
+func (k *KV) profiled(run func() (Result, error)) func() (Result, error) {
+	if k.CPUProfile == nil {
+		return run
+	}
+	return func() (Result, error) {
+		if err := pprof.StartCPUProfile(k.CPUProfile); err != nil {
+			return Result{}, fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+		return run()
+	}
 }
 
 // RunPing runs OpPing: the standard gRPC health Check (service "", answered
@@ -177,7 +195,7 @@ func (k *KV) RunPing(ctx context.Context, cc grpc.ClientConnInterface) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("ping: %w", k.describe(err))
 	}
-	return measure(ctx, k.Metrics, func() (Result, error) { return Run(ctx, k.spec("metasrv", ping)) })
+	return measure(ctx, k.Metrics, k.profiled(func() (Result, error) { return Run(ctx, k.spec("metasrv", ping)) }))
 }
 
 func (k *KV) needsPreload() bool { return k.Op != OpPut && k.Op != OpPing }

@@ -28,6 +28,11 @@ type Result struct {
 	MaxMs      float64       `json:"max_ms"`
 	// ServerCPU is the metasrv node's CPU during the run, when scraped.
 	ServerCPU *ServerCPU `json:"server_cpu,omitempty"`
+	// ClientCPUPer1k is this process's own CPU (the load generator: the Go
+	// client or pgx) per 1,000 successful operations during the run, in
+	// seconds; absent where the OS does not report it. On a machine the
+	// load generator shares with the server it is part of the cost.
+	ClientCPUPer1k *float64 `json:"client_cpu_seconds_per_1k_ops,omitempty"`
 }
 
 // Spec says how to run one target; W is the state of one worker.
@@ -63,6 +68,7 @@ func Run[W any](ctx context.Context, spec Spec[W]) (Result, error) {
 		wg  sync.WaitGroup
 	)
 	hists := make([]*Histogram, spec.Clients)
+	cpu0, haveCPU := SelfCPU()
 	start := time.Now()
 	for i := range spec.Clients {
 		w := spec.NewWorker(i)
@@ -84,7 +90,12 @@ func Run[W any](ctx context.Context, spec Spec[W]) (Result, error) {
 		// prefix must not read as a doubled one.
 		return Result{}, fmt.Errorf("load on %s interrupted after %s: %w", spec.Target, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 	}
-	return result(spec.Target, time.Since(start), hists, &cnt), nil
+	res := result(spec.Target, time.Since(start), hists, &cnt)
+	if cpu1, ok := SelfCPU(); ok && haveCPU && res.Ops > 0 {
+		per1k := (cpu1 - cpu0).Seconds() / float64(res.Ops) * 1000
+		res.ClientCPUPer1k = &per1k
+	}
+	return res, nil
 }
 
 // work is one worker's loop.
