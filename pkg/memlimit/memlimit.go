@@ -290,8 +290,8 @@ func (g *Governor) Current() int64 {
 	return g.limit
 }
 
-// GCPercentSet is the GOGC last set, 0 when the Governor is not running.
-func (g *Governor) GCPercentSet() int {
+// CurrentGCPercent is the GOGC last set, 0 when the Governor is not running.
+func (g *Governor) CurrentGCPercent() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stop == nil {

@@ -48,7 +48,7 @@ func TestStartFollowsTheLiveHeapAndStopRestores(t *testing.T) {
 	require.GreaterOrEqual(t, set, int64(DefaultMinHeadroom))
 	require.Equal(t, set, debug.SetMemoryLimit(-1))
 	// Nothing measured yet: the runtime's default.
-	gc := g.GCPercentSet()
+	gc := g.CurrentGCPercent()
 	require.Equal(t, 100, gc)
 	require.Equal(t, gc, debug.SetGCPercent(gc), "the runtime runs with the GOGC the governor set")
 	g.Stop()
@@ -56,7 +56,7 @@ func TestStartFollowsTheLiveHeapAndStopRestores(t *testing.T) {
 	require.Equal(t, before, debug.SetMemoryLimit(-1), "Stop restores the limit found at Start")
 	require.Equal(t, 150, debug.SetGCPercent(orig), "Stop restores the GOGC found at Start")
 	require.Zero(t, g.Current())
-	require.Zero(t, g.GCPercentSet())
+	require.Zero(t, g.CurrentGCPercent())
 }
 
 func TestOperatorsSettingWins(t *testing.T) {
@@ -68,7 +68,7 @@ func TestOperatorsSettingWins(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, g.Start(t.Context()))
 		require.Zero(t, g.Current())
-		require.Zero(t, g.GCPercentSet())
+		require.Zero(t, g.CurrentGCPercent())
 		require.Equal(t, before, debug.SetMemoryLimit(-1))
 		require.Equal(t, 150, debug.SetGCPercent(150), "GOGC left alone")
 		g.Stop()
@@ -96,7 +96,7 @@ func TestGCPercentFollowsTheAllocationRate(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, g.Start(t.Context()))
 	defer g.Stop()
-	require.Equal(t, 100, g.GCPercentSet())
+	require.Equal(t, 100, g.CurrentGCPercent())
 
 	// 64 MiB allocated in far less than an hour's interval: the rate is
 	// high, and this test binary's live heap small.
@@ -105,7 +105,7 @@ func TestGCPercentFollowsTheAllocationRate(t *testing.T) {
 	}
 	g.measureRate()
 	g.apply()
-	busy := g.GCPercentSet()
+	busy := g.CurrentGCPercent()
 	require.Greater(t, busy, 100)
 	require.Equal(t, busy, debug.SetGCPercent(busy), "the runtime runs with the GOGC the governor set")
 
@@ -115,6 +115,6 @@ func TestGCPercentFollowsTheAllocationRate(t *testing.T) {
 	g.mu.Unlock()
 	g.measureRate()
 	g.apply()
-	require.Equal(t, 100, g.GCPercentSet())
+	require.Equal(t, 100, g.CurrentGCPercent())
 	require.Equal(t, 100, debug.SetGCPercent(100))
 }
