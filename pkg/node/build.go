@@ -181,7 +181,7 @@ func (n *Node) buildServer(p *parts) error {
 			grpc.ChainUnaryInterceptor(p.grpcMetrics.UnaryServerInterceptor(), apierr.UnaryServerInterceptor(glog)),
 			grpc.ChainStreamInterceptor(p.grpcMetrics.StreamServerInterceptor(), apierr.StreamServerInterceptor(glog)),
 		},
-		Register: func(g *grpc.Server) {
+		Register: func(g grpc.ServiceRegistrar) {
 			metasrvapi.Register(g, metasrvapi.Deps{
 				Core:            n.core,
 				Elector:         n.elector,

@@ -4,9 +4,10 @@ import (
 	"container/list"
 	"context"
 	"sync"
-	"sync/atomic"
 
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Defaults of the request memory bounds (see Options and the README's
@@ -33,93 +34,99 @@ const (
 	grpcDefaultMaxRecvMsgSize = 4 << 20
 )
 
-// admission bounds the memory that unary requests hold, as a stats.Handler
-// because that is the one hook gRPC calls on the call's goroutine before it
-// reads the request message (an interceptor runs only after the message has
-// been received and decoded):
+// admission bounds the memory that unary requests hold. It wraps the
+// handlers of the unary methods registered through the Server's registrar,
+// because a generated handler's first act, before any interceptor, is to read
+// and decode its request through the function gRPC hands it; wrapping that
+// function gates the read itself:
 //
-//   - TagRPC waits for one of maxReceiving slots before the message is read;
-//     the slot is held while it is received and decoded (wire bytes plus the
-//     decoded copy: at most 2 x MaxRecvMsgSize each);
-//   - once decoded (InPayload), the call waits until its size fits in the
-//     in-flight byte budget, then gives the slot back and holds those bytes
-//     until it ends (End).
+//   - the read waits for one of maxReceiving slots; the slot is held while
+//     the message is received and decoded (wire bytes plus the decoded copy:
+//     at most 2 x MaxRecvMsgSize each);
+//   - once decoded, the call waits until its size (proto.Size, the message's
+//     uncompressed wire length) fits in the in-flight byte budget, then gives
+//     the slot back and holds those bytes until its handler returns.
 //
 // Calls waiting for a slot hold at most one stream window of unread data.
 // A wait ends with the call's context (its deadline, or the client going
-// away); the call then fails as gRPC fails a canceled call. Streaming
-// methods and the health service are not gated: they are long-lived or tiny.
+// away); the call then fails with the context's status (CANCELED or
+// DEADLINE_EXCEEDED), before any interceptor. Streaming methods and the
+// health service are not gated: they are long-lived or tiny.
+//
+// An earlier version was a stats.Handler; with one installed, gRPC copies
+// every call's metadata and builds seven events per call, which cost 10-25%
+// of the server's CPU per small call (docs/benchmarks.md).
 type admission struct {
 	receiving chan struct{}
 	budget    *byteSemaphore
-	gated     atomic.Pointer[map[string]bool] // full method name -> gated
 }
 
 func newAdmission(maxReceiving int, budget int64) *admission {
 	return &admission{receiving: make(chan struct{}, maxReceiving), budget: newByteSemaphore(budget)}
 }
 
-// gate sets the methods to gate; called once the services are registered,
-// before serving.
-func (a *admission) gate(methods map[string]bool) { a.gated.Store(&methods) }
-
-type admissionKey struct{}
-
-// ticket is one gated call's holdings. TagRPC, InPayload and End of a unary
-// call all run on the call's goroutine, so its fields need no lock.
-type ticket struct {
-	receiving bool
-	bytes     int64
+// wrap returns h gated by the admission.
+func (a *admission) wrap(h grpc.MethodHandler) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		var held int64
+		defer func() {
+			if held > 0 {
+				a.budget.release(held)
+			}
+		}()
+		gated := func(m any) error {
+			n, err := a.receive(ctx, m, dec)
+			held = n
+			return err
+		}
+		return h(srv, ctx, gated, interceptor)
+	}
 }
 
-func (a *admission) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	gated := a.gated.Load()
-	if gated == nil || !(*gated)[info.FullMethodName] {
-		return ctx
-	}
-	t := &ticket{}
+// receive reads and decodes one request into m under a receiving slot, then
+// waits for its bytes in the budget; it returns the bytes it holds.
+func (a *admission) receive(ctx context.Context, m any, dec func(any) error) (int64, error) {
 	select {
 	case a.receiving <- struct{}{}:
-		t.receiving = true
 	case <-ctx.Done():
-		// The read fails at once on the canceled stream.
+		return 0, status.FromContextError(ctx.Err()).Err()
 	}
-	return context.WithValue(ctx, admissionKey{}, t)
+	defer func() { <-a.receiving }()
+	if err := dec(m); err != nil {
+		return 0, err
+	}
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return 0, nil
+	}
+	n := min(int64(proto.Size(pm)), a.budget.size)
+	if n == 0 {
+		return 0, nil
+	}
+	if err := a.budget.acquire(ctx, n); err != nil {
+		return 0, status.FromContextError(err).Err()
+	}
+	return n, nil
 }
 
-func (a *admission) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	t, _ := ctx.Value(admissionKey{}).(*ticket)
-	if t == nil {
-		return
-	}
-	switch s := s.(type) {
-	case *stats.InPayload:
-		if !t.receiving {
-			return
-		}
-		n := min(int64(s.Length), a.budget.size)
-		if a.budget.acquire(ctx, n) == nil {
-			t.bytes = n
-		}
-		a.releaseReceiving(t)
-	case *stats.End:
-		a.releaseReceiving(t)
-		if t.bytes > 0 {
-			a.budget.release(t.bytes)
-			t.bytes = 0
-		}
-	}
+// gatedRegistrar registers services on srv with their unary methods gated
+// by adm.
+type gatedRegistrar struct {
+	srv *grpc.Server
+	adm *admission
 }
 
-func (a *admission) releaseReceiving(t *ticket) {
-	if t.receiving {
-		t.receiving = false
-		<-a.receiving
-	}
-}
+var _ grpc.ServiceRegistrar = gatedRegistrar{}
 
-func (a *admission) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (a *admission) HandleConn(context.Context, stats.ConnStats)                       {}
+func (r gatedRegistrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	gated := *desc
+	gated.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		m.Handler = r.adm.wrap(m.Handler)
+		gated.Methods[i] = m
+	}
+	r.srv.RegisterService(&gated, impl)
+}
 
 // byteSemaphore is a FIFO weighted semaphore of size bytes.
 type byteSemaphore struct {

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	metasrvv1 "github.com/pgmetasrv/metasrv/pkg/api/metasrv/v1"
 	"github.com/pgmetasrv/metasrv/pkg/kv"
@@ -52,7 +52,7 @@ func storeServer(t *testing.T, opts Options, backend kv.Backend) (*Server, metas
 	t.Helper()
 	// The Store service returns plain errors: apierr maps them.
 	opts.GRPCOptions = append(opts.GRPCOptions, grpc.ChainUnaryInterceptor(apierr.UnaryServerInterceptor(slog.New(slog.DiscardHandler))))
-	opts.Register = func(g *grpc.Server) {
+	opts.Register = func(g grpc.ServiceRegistrar) {
 		metasrvapi.NewStore(storeRouter{backend: backend}).Register(g)
 	}
 	s := startServer(t, opts)
@@ -118,30 +118,80 @@ func TestInflightRequestBytesAreBounded(t *testing.T) {
 func TestConcurrentReceivesAreBounded(t *testing.T) {
 	t.Parallel()
 	a := newAdmission(1, 1<<20)
-	const method = "/metasrv.v1.Store/Put"
-	a.gate(map[string]bool{method: true})
-	info := &stats.RPCTagInfo{FullMethodName: method}
+	// What generated code does: decode first, then run the method, which
+	// here reports the bytes the call holds.
+	handler := a.wrap(func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		m := &metasrvv1.PutRequest{}
+		if err := dec(m); err != nil {
+			return nil, err
+		}
+		held, _ := a.budget.inUse()
+		return held, nil
+	})
+	reading, release := make(chan struct{}), make(chan struct{})
+	first := make(chan any, 1)
+	go func() {
+		held, err := handler(nil, t.Context(), func(m any) error {
+			close(reading)
+			<-release
+			m.(*metasrvv1.PutRequest).Key = []byte("key")
+			return nil
+		}, nil)
+		require.NoError(t, err)
+		first <- held
+	}()
+	<-reading // the first call holds the only slot while it reads
 
-	first := a.TagRPC(t.Context(), info)
-	second := make(chan context.Context, 1)
-	go func() { second <- a.TagRPC(t.Context(), info) }()
-	require.Eventually(t, func() bool { return len(a.receiving) == 1 }, waitFor, time.Millisecond)
-	select {
-	case <-second:
-		t.Fatal("a second request was read while the only receive slot was taken")
-	default:
-	}
-	// Decoding the first frees its slot.
-	a.HandleRPC(first, &stats.InPayload{Length: 10})
-	ctx := <-second
-	a.HandleRPC(first, &stats.End{})
-	a.HandleRPC(ctx, &stats.End{})
+	// A second call cannot start reading: it waits for the slot until its
+	// context ends, and fails as a canceled call fails.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := handler(nil, ctx, func(any) error {
+		t.Error("a second request was read while the only receive slot was taken")
+		return nil
+	}, nil)
+	require.Equal(t, codes.Canceled, status.Code(err), "%v", err)
+
+	close(release)
+	require.EqualValues(t, proto.Size(&metasrvv1.PutRequest{Key: []byte("key")}), <-first, "the decoded bytes are held while the method runs")
+	held, waiting := a.budget.inUse()
+	require.Zero(t, held, "and given back when it returns")
+	require.Zero(t, waiting)
 	require.Empty(t, a.receiving)
-	held, _ := a.budget.inUse()
-	require.Zero(t, held)
 
-	// Ungated methods pass untouched.
-	require.Equal(t, t.Context(), a.TagRPC(t.Context(), &stats.RPCTagInfo{FullMethodName: "/grpc.health.v1.Health/Check"}))
+	// The slot is free again.
+	_, err = handler(nil, t.Context(), func(any) error { return nil }, nil)
+	require.NoError(t, err)
+
+	// A decode error is the call's error, and leaves nothing held.
+	_, err = handler(nil, t.Context(), func(any) error { return status.Error(codes.ResourceExhausted, "too big") }, nil)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err))
+	require.Empty(t, a.receiving)
+	held, _ = a.budget.inUse()
+	require.Zero(t, held)
+}
+
+// TestRegisteredMethodsAreGated checks the gate end to end: with the only
+// receive slot taken, a Store call waits (until its deadline) before its
+// request is read, while the health service, not gated, still answers.
+func TestRegisteredMethodsAreGated(t *testing.T) {
+	t.Parallel()
+	store := memkv.New()
+	s, c := storeServer(t, Options{MaxConcurrentReceives: 1}, store)
+	s.admission.receiving <- struct{}{}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Put(ctx, &metasrvv1.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+	got, err := kv.Get(t.Context(), store, []byte("k"))
+	require.NoError(t, err)
+	require.Nil(t, got, "never read, never applied")
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, dial(t, s), ""))
+
+	<-s.admission.receiving
+	_, err = c.Put(t.Context(), &metasrvv1.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	require.NoError(t, err)
 }
 
 func TestByteSemaphoreWaitEndsWithContext(t *testing.T) {

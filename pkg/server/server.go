@@ -43,8 +43,9 @@ type Options struct {
 	HTTPListener net.Listener
 	// Logger receives the server's logs; a "component" attribute is added.
 	Logger *slog.Logger
-	// Register, if set, registers further gRPC services before serving.
-	Register func(*grpc.Server)
+	// Register, if set, registers further gRPC services before serving;
+	// their unary methods are gated by the request memory bounds.
+	Register func(grpc.ServiceRegistrar)
 	// GRPCOptions are passed to grpc.NewServer, after the ones built from
 	// the fields below.
 	GRPCOptions []grpc.ServerOption
@@ -117,7 +118,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:      opts,
 		log:       opts.Logger.With("component", "server"),
-		grpc:      grpc.NewServer(grpcServerOptions(opts, adm)...),
+		grpc:      grpc.NewServer(grpcServerOptions(opts)...),
 		health:    newHealthServer(opts.LeaderCheck),
 		mux:       http.NewServeMux(),
 		failures:  make(chan error, 2),
@@ -128,9 +129,8 @@ func New(opts Options) *Server {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	if opts.Register != nil {
-		opts.Register(s.grpc)
+		opts.Register(gatedRegistrar{srv: s.grpc, adm: adm})
 	}
-	adm.gate(gatedMethods(s.grpc))
 	s.mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("OK"))
@@ -173,14 +173,13 @@ func withDefaults(opts Options) Options {
 	return opts
 }
 
-func grpcServerOptions(opts Options, adm *admission) []grpc.ServerOption {
+func grpcServerOptions(opts Options) []grpc.ServerOption {
 	out := []grpc.ServerOption{
 		// Refused while being read: a message over the cap is never buffered.
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
 		grpc.InitialWindowSize(opts.StreamWindowSize),
 		grpc.InitialConnWindowSize(opts.ConnWindowSize),
-		grpc.StatsHandler(adm),
 		// GreptimeDB's nodes ping their metasrv connections every 15s (the
 		// heartbeat channel) or 30s (the others), idle or not. gRPC's default
 		// policy (one ping per 5 minutes, none without a stream) would answer
@@ -194,23 +193,6 @@ func grpcServerOptions(opts Options, adm *admission) []grpc.ServerOption {
 		out = append(out, grpc.MaxSendMsgSize(opts.MaxSendMsgSize))
 	}
 	return append(out, opts.GRPCOptions...)
-}
-
-// gatedMethods are the unary methods whose requests admission bounds: all
-// but the health service's, which are tiny and must answer under load.
-func gatedMethods(g *grpc.Server) map[string]bool {
-	out := map[string]bool{}
-	for svc, info := range g.GetServiceInfo() {
-		if svc == healthpb.Health_ServiceDesc.ServiceName {
-			continue
-		}
-		for _, m := range info.Methods {
-			if !m.IsClientStream && !m.IsServerStream {
-				out["/"+svc+"/"+m.Name] = true
-			}
-		}
-	}
-	return out
 }
 
 // HTTPMux is the admin server's router, for further handlers (Go 1.22

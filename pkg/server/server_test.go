@@ -112,7 +112,7 @@ func TestRegisterHooks(t *testing.T) {
 	s := New(Options{
 		GRPCAddr: "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
-		Register: func(g *grpc.Server) {
+		Register: func(g grpc.ServiceRegistrar) {
 			g.RegisterService(&grpc.ServiceDesc{ServiceName: "test.Extra", HandlerType: (*any)(nil)}, extra)
 		},
 	})
