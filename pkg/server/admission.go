@@ -54,7 +54,7 @@ const (
 // health service are not gated: they are long-lived or tiny.
 //
 // An earlier version was a stats.Handler; with one installed, gRPC copies
-// every call's metadata and builds seven events per call, which cost 10-25%
+// every call's metadata and builds seven events per call, which cost 6-25%
 // of the server's CPU per small call (docs/benchmarks.md).
 type admission struct {
 	receiving chan struct{}
