@@ -8,8 +8,9 @@ import (
 )
 
 // StoreRoutes reads GreptimeDB's __table_route keys from store (the term's
-// store: the leader cache, so a heartbeat's lease costs no PostgreSQL read).
-// It is the Routes a LeaseDecider uses in production.
+// store: the leader cache, so a heartbeat's lease costs no PostgreSQL read),
+// decoding every value it reads. In production the LeaseDecider reads
+// through CachedStoreRoutes instead.
 func StoreRoutes(store kv.Backend) Routes { return storeRoutes{store: store} }
 
 // CachedStoreRoutes is StoreRoutes decoding through decoded: every datanode
