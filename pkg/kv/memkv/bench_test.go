@@ -75,3 +75,35 @@ func BenchmarkHeapPerKey(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// BenchmarkGet is the leader cache's answer to a point read, with as many
+// keys as `metasrv bench kv` loads and as many as the memory target is set
+// for. Most of its time is the B-tree's key comparisons, each on a pair held
+// in an allocation of its own (docs/benchmarks.md, "fifth pass").
+func BenchmarkGet(b *testing.B) {
+	ctx := b.Context()
+	value := make([]byte, 256)
+	for _, n := range []int{20_000, 1_000_000} {
+		s := memkv.New()
+		for i := range n {
+			if _, err := s.Put(ctx, kv.PutRequest{Key: benchKey(i), Value: value}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// A fixed spread of keys, so the two sizes differ only in the tree.
+		keys := make([][]byte, 4096)
+		for i := range keys {
+			keys[i] = benchKey((i * 7919) % n)
+		}
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				resp, err := s.Range(ctx, kv.RangeRequest{Key: keys[i%len(keys)], Shared: true})
+				if err != nil || len(resp.Kvs) != 1 {
+					b.Fatalf("get: %d kvs, %v", len(resp.Kvs), err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/btree"
@@ -230,18 +231,17 @@ func (s *Store) Put(ctx context.Context, req kv.PutRequest) (kv.PutResponse, err
 }
 
 // uniqueSorted returns the distinct keys in key order, so batch results come
-// out ordered and without duplicates whatever the request held.
+// out ordered and without duplicates whatever the request held. It sorts a
+// copy: the caller's slice keeps its order.
 func uniqueSorted(keys [][]byte) [][]byte {
-	t := btree.NewG(degree, lessEntry)
-	for _, k := range keys {
-		t.ReplaceOrInsert(probe(k))
+	if len(keys) < 2 {
+		// The sizing read before every CompareAndPut and the one-key
+		// BatchGet: nothing to order.
+		return keys
 	}
-	out := make([][]byte, 0, t.Len())
-	t.Ascend(func(e entry) bool {
-		out = append(out, e.key())
-		return true
-	})
-	return out
+	out := slices.Clone(keys)
+	slices.SortFunc(out, bytes.Compare)
+	return slices.CompactFunc(out, bytes.Equal)
 }
 
 func (s *Store) BatchGet(ctx context.Context, req kv.BatchGetRequest) (kv.BatchGetResponse, error) {

@@ -52,7 +52,8 @@ func storedSize(ctx context.Context, b kv.Backend, keys [][]byte) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	resp, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
+	// Only the sizes are read: nothing is copied.
+	resp, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: keys, Shared: true})
 	if err != nil {
 		return 0, fmt.Errorf("sizing the response: %w", err)
 	}
@@ -70,7 +71,7 @@ func checkRange(ctx context.Context, b kv.Backend, key, end []byte, budget int) 
 	size := 0
 	from := key
 	for {
-		resp, err := b.Range(ctx, kv.RangeRequest{Key: from, RangeEnd: end, Limit: sizePage})
+		resp, err := b.Range(ctx, kv.RangeRequest{Key: from, RangeEnd: end, Limit: sizePage, Shared: true})
 		if err != nil {
 			return fmt.Errorf("sizing the response: %w", err)
 		}
@@ -107,7 +108,7 @@ func checkTxn(ctx context.Context, b kv.Backend, r kv.TxnRequest, budget int) er
 	if len(keys) == 0 {
 		return nil
 	}
-	resp, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: keys})
+	resp, err := b.BatchGet(ctx, kv.BatchGetRequest{Keys: keys, Shared: true})
 	if err != nil {
 		return fmt.Errorf("sizing the response: %w", err)
 	}
