@@ -271,22 +271,37 @@ func (s *Store) BatchPut(ctx context.Context, req kv.BatchPutRequest) (kv.BatchP
 	if err := ctx.Err(); err != nil {
 		return kv.BatchPutResponse{}, err
 	}
-	// Dedup first, keeping the last value of each key.
-	last := btree.NewG(degree, func(a, b kv.KeyValue) bool { return bytes.Compare(a.Key, b.Key) < 0 })
-	for _, p := range req.Kvs {
-		last.ReplaceOrInsert(p)
-	}
+	pairs := lastOfEach(req.Kvs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var resp kv.BatchPutResponse
-	last.Ascend(func(p kv.KeyValue) bool {
+	for _, p := range pairs {
 		prev, ok := s.set(p.Key, p.Value)
 		if ok && req.PrevKv {
 			resp.PrevKvs = append(resp.PrevKvs, prev.kv())
 		}
-		return true
-	})
+	}
 	return resp, nil
+}
+
+// lastOfEach returns the pairs in key order, each key once with the last
+// value the request gave it. It sorts a copy, stably, so of equal keys the
+// last one given is the last of its run.
+func lastOfEach(kvs []kv.KeyValue) []kv.KeyValue {
+	if len(kvs) < 2 {
+		return kvs
+	}
+	out := slices.Clone(kvs)
+	slices.SortStableFunc(out, func(a, b kv.KeyValue) int { return bytes.Compare(a.Key, b.Key) })
+	n := 0
+	for i, p := range out {
+		if i+1 < len(out) && bytes.Equal(p.Key, out[i+1].Key) {
+			continue
+		}
+		out[n] = p
+		n++
+	}
+	return out[:n]
 }
 
 func (s *Store) BatchDelete(ctx context.Context, req kv.BatchDeleteRequest) (kv.BatchDeleteResponse, error) {
