@@ -39,6 +39,7 @@ type benchKV struct {
 	opTimeout  time.Duration
 	output     string
 	cpuProfile string
+	rounds     int
 }
 
 func newBenchKVCommand(a *app) *cobra.Command {
@@ -84,6 +85,10 @@ v bytea) created for the run and dropped after it, and the ratios metasrv/raw ar
          COMMIT. --txn-keys N > 1: BEGIN; SELECT k, v WHERE k = ANY($1) ORDER BY k FOR
          UPDATE (the N rows in one statement); compare in Go; the N UPDATEs as one
          pipelined pgx batch; COMMIT. Four round trips either way.
+--rounds N runs the targets N times in turn (metasrv, raw-pg, metasrv, ...), each run
+preloading afresh, and prints every round's figures, each round's ratios and their
+medians: on a machine whose speed drifts between runs, the medians of alternated rounds
+are the figures to read.
 A progress line is printed to stderr every second.`,
 		Args: cobra.NoArgs,
 		// Ctrl-C ends the run through the cleanup: the benchmark's keys
@@ -106,6 +111,7 @@ A progress line is printed to stderr every second.`,
 	f.DurationVar(&b.opTimeout, "op-timeout", 10*time.Second, "deadline of one operation")
 	f.StringVarP(&b.output, "output", "o", outputText, "output format: text or json")
 	f.StringVar(&b.cpuProfile, "cpu-profile", "", "write the load generator's own CPU profile (pprof) of the timed metasrv run to this file")
+	f.IntVar(&b.rounds, "rounds", 1, "run the targets this many times, metasrv then raw-pg each round; the ratio is the median of the rounds'")
 	return cmd
 }
 
@@ -131,6 +137,10 @@ func (b *benchKV) validate() error {
 		return fmt.Errorf("--value-size %d: must be at least 1", b.valueSize)
 	case b.output != outputText && b.output != outputJSON:
 		return fmt.Errorf("--output %q: expected text or json", b.output)
+	case b.rounds < 1:
+		return fmt.Errorf("--rounds %d: must be at least 1", b.rounds)
+	case b.rounds > 1 && b.cpuProfile != "":
+		return fmt.Errorf("--cpu-profile writes the profile of one run: use it with --rounds 1, not %d", b.rounds)
 	}
 	if b.op == loadgen.OpRange && (b.rangeLimit < 1 || b.rangeLimit > b.keys) {
 		return fmt.Errorf("--range-limit %d: must be between 1 and --keys (%d)", b.rangeLimit, b.keys)
@@ -224,23 +234,41 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 		return err
 	}
 	report := w.Report()
-	var res loadgen.Result
-	if b.op == loadgen.OpPing {
-		res, err = b.runPing(ctx, w, leader.Addr)
-	} else {
-		res, err = w.RunMetasrv(ctx, c)
+	// A single round's results carry no round number.
+	roundOf := func(n int) int { return 0 }
+	if b.rounds > 1 {
+		report.Rounds = b.rounds
+		roundOf = func(n int) int { return n }
 	}
-	if err != nil {
-		return err
-	}
-	report.Results = append(report.Results, res)
-	if raw != nil {
+	// Alternating the targets round by round spreads a drift of the
+	// machine's speed over both, which one long run of each would not.
+	var ratios []loadgen.Ratio
+	for round := 1; round <= b.rounds; round++ {
+		var res loadgen.Result
+		if b.op == loadgen.OpPing {
+			res, err = b.runPing(ctx, w, leader.Addr)
+		} else {
+			res, err = w.RunMetasrv(ctx, c)
+		}
+		if err != nil {
+			return err
+		}
+		res.Round = roundOf(round)
+		report.Results = append(report.Results, res)
+		if raw == nil {
+			continue
+		}
 		rres, err := raw.Run(ctx, w)
 		if err != nil {
 			return err
 		}
+		rres.Round = roundOf(round)
 		report.Results = append(report.Results, rres)
-		report.Ratio = loadgen.Compare(res, rres)
+		ratios = append(ratios, *loadgen.Compare(res, rres))
+	}
+	report.Ratio = loadgen.MedianRatio(ratios)
+	if len(ratios) > 1 {
+		report.RoundRatios = ratios
 	}
 	if err := b.print(report); err != nil {
 		return err

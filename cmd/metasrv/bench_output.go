@@ -25,25 +25,47 @@ func (b *benchKV) print(r loadgen.KVReport) error {
 	if r.TxnKeys > 0 {
 		fmt.Fprintf(out, " txn_keys=%d", r.TxnKeys)
 	}
+	if r.Rounds > 1 {
+		fmt.Fprintf(out, " rounds=%d", r.Rounds)
+	}
 	fmt.Fprintln(out)
+	// Several rounds add a round column; its name also labels each
+	// target's own lines below.
+	round, name := "", func(res loadgen.Result) string { return res.Target }
+	if r.Rounds > 1 {
+		round = "round\t"
+		name = func(res loadgen.Result) string { return fmt.Sprintf("%s, round %d", res.Target, res.Round) }
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tops/s\tsrv-cpu/1k-ops\tbench-cpu/1k-ops\tp50\tp90\tp99\tmax\tops\terrors\t")
+	fmt.Fprintln(tw, round+"target\tops/s\tsrv-cpu/1k-ops\tbench-cpu/1k-ops\tp50\tp90\tp99\tmax\tops\terrors\t")
 	for _, res := range r.Results {
+		if r.Rounds > 1 {
+			fmt.Fprintf(tw, "%d\t", res.Round)
+		}
 		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", res.Target, res.OpsPerSec, cpuPer1k(res.ServerCPU), clientCPUPer1k(res.ClientCPUPer1k),
 			loadgen.FormatLatency(res.P50), loadgen.FormatLatency(res.P90), loadgen.FormatLatency(res.P99), loadgen.FormatLatency(res.Max), res.Ops, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for i, x := range r.RoundRatios {
+		fmt.Fprintf(out, "ratio metasrv/raw-pg, round %d: ops/s %.2fx, p99 %.2fx\n", i+1, x.OpsPerSec, x.P99)
+	}
 	if r.Ratio != nil {
-		fmt.Fprintf(out, "ratio metasrv/raw-pg: ops/s %.2fx, p99 %.2fx\n", r.Ratio.OpsPerSec, r.Ratio.P99)
+		fmt.Fprintf(out, "ratio metasrv/raw-pg: ops/s %.2fx, p99 %.2fx", r.Ratio.OpsPerSec, r.Ratio.P99)
+		if n := len(r.RoundRatios); n > 1 {
+			fmt.Fprintf(out, " (medians of %d rounds)", n)
+		}
+		fmt.Fprintln(out)
 	}
 	for _, res := range r.Results {
-		printServerCPU(out, res)
+		named := res
+		named.Target = name(res)
+		printServerCPU(out, named)
 	}
 	for _, res := range r.Results {
 		if res.FirstError != "" {
-			fmt.Fprintf(out, "first error (%s): %s\n", res.Target, res.FirstError)
+			fmt.Fprintf(out, "first error (%s): %s\n", name(res), res.FirstError)
 		}
 	}
 	return nil

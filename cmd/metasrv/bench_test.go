@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -111,6 +112,8 @@ func TestBenchKVBadInput(t *testing.T) {
 		{[]string{"--op", "put", "--txn-keys", "2"}, "--txn-keys is only used with --op txn"},
 		{[]string{"--op", "txn", "--txn-keys", "3", "-c", "4", "--keys", "11"}, "--keys 11: txn needs at least 3 keys per client"},
 		{[]string{"--metrics-url", "ftp://h/metrics"}, `--metrics-url "ftp://h/metrics": expected an http(s) URL or host:port`},
+		{[]string{"--rounds", "0"}, "--rounds 0: must be at least 1"},
+		{[]string{"--rounds", "2", "--cpu-profile", "p.pprof"}, "--cpu-profile writes the profile of one run: use it with --rounds 1, not 2"},
 	} {
 		code, _, stderr := runCLI(append([]string{"bench", "kv", "--endpoints", "127.0.0.1:1"}, tc.args...)...)
 		require.Equal(t, 1, code)
@@ -159,6 +162,26 @@ func TestBenchKVTextServerCPU(t *testing.T) {
 	require.Greater(t, *rep.Results[0].ClientCPUPer1k, 0.0)
 }
 
+// TestBenchKVRoundsText checks the text output of several rounds: a round
+// column, and each round's lines named by its round.
+func TestBenchKVRoundsText(t *testing.T) {
+	t.Parallel()
+	n := startMemoryNode(t, config.Default())
+	code, stdout, stderr := runCLI("bench", "kv", "--endpoints", n.srv.GRPCAddr().String(), "--op", "get",
+		"--keys", "100", "-c", "2", "-d", "300ms", "--rounds", "2", "--key-prefix", "bench-rounds-text/",
+		"--metrics-url", n.srv.HTTPAddr().String())
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "bench kv: op=get clients=2 duration=300ms keys=100 value_size=256 rounds=2\n")
+	require.Regexp(t, `(?m)^\s+round\s+target\s+ops/s`, stdout)
+	require.Regexp(t, `(?m)^\s+1\s+metasrv\s+\d`, stdout)
+	require.Regexp(t, `(?m)^\s+2\s+metasrv\s+\d`, stdout)
+	require.Contains(t, stdout, "server cpu (metasrv, round 1): ")
+	require.Contains(t, stdout, "server cpu (metasrv, round 2): ")
+	require.NotContains(t, stdout, "ratio metasrv/raw-pg", "no ratio without --compare-pg")
+	// The second round preloaded again: the first deleted its keys.
+	require.Equal(t, 2, strings.Count(stderr, "preloading"), stderr)
+}
+
 // TestBenchKVCPUProfile checks --cpu-profile writes a pprof profile (gzip)
 // of the run, and that a file it cannot create fails the command by name.
 func TestBenchKVCPUProfile(t *testing.T) {
@@ -200,12 +223,16 @@ func TestBenchKVComparePG(t *testing.T) {
 	dsn := benchPG(t)
 	n := startMemoryNode(t, config.Default())
 	for _, tc := range []struct {
-		name string
-		args []string
+		name   string
+		args   []string
+		rounds int
 	}{
-		{"get", []string{"--op", "get"}},
-		{"ping", []string{"--op", "ping"}},
-		{"txn3", []string{"--op", "txn", "--txn-keys", "3"}},
+		{"get", []string{"--op", "get"}, 1},
+		{"ping", []string{"--op", "ping"}, 1},
+		{"txn3", []string{"--op", "txn", "--txn-keys", "3"}, 1},
+		// The second round's compares hold only if both targets start it
+		// from freshly preloaded keys again.
+		{"cas_rounds", []string{"--op", "cas", "--rounds", "2"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -217,17 +244,51 @@ func TestBenchKVComparePG(t *testing.T) {
 			require.Equal(t, 0, code, stderr)
 			var rep loadgen.KVReport
 			require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-			require.Len(t, rep.Results, 2)
-			require.True(t, rep.Results[0].ServerCPU.Measured, rep.Results[0].ServerCPU.Error)
-			require.Equal(t, "raw-pg", rep.Results[1].Target)
-			require.Positive(t, rep.Results[1].Ops)
-			require.Zero(t, rep.Results[1].Errors, rep.Results[1].FirstError)
-			require.Nil(t, rep.Results[1].ServerCPU, "PostgreSQL's CPU is not measured")
+			require.Len(t, rep.Results, 2*tc.rounds)
+			var ratios []loadgen.Ratio
+			for i := 0; i < len(rep.Results); i += 2 {
+				m, raw := rep.Results[i], rep.Results[i+1]
+				require.Equal(t, "metasrv", m.Target)
+				require.Positive(t, m.Ops)
+				require.Zero(t, m.Errors, m.FirstError)
+				require.True(t, m.ServerCPU.Measured, m.ServerCPU.Error)
+				require.Equal(t, "raw-pg", raw.Target)
+				require.Positive(t, raw.Ops)
+				require.Zero(t, raw.Errors, raw.FirstError)
+				require.Nil(t, raw.ServerCPU, "PostgreSQL's CPU is not measured")
+				if tc.rounds > 1 {
+					require.Equal(t, i/2+1, m.Round)
+					require.Equal(t, i/2+1, raw.Round)
+				}
+				// The durations are not in the JSON: the ratio from its
+				// milliseconds, to rounding.
+				ratios = append(ratios, loadgen.Ratio{OpsPerSec: m.OpsPerSec / raw.OpsPerSec, P99: m.P99Ms / raw.P99Ms})
+			}
 			require.NotNil(t, rep.Ratio)
 			require.Positive(t, rep.Ratio.OpsPerSec)
+			want := &ratios[0]
+			if tc.rounds > 1 {
+				require.Equal(t, tc.rounds, rep.Rounds)
+				require.Len(t, rep.RoundRatios, tc.rounds)
+				for i, r := range ratios {
+					requireRatio(t, r, rep.RoundRatios[i])
+				}
+				want = loadgen.MedianRatio(ratios)
+			} else {
+				require.Zero(t, rep.Rounds)
+				require.Empty(t, rep.RoundRatios)
+			}
+			requireRatio(t, *want, *rep.Ratio)
 			require.False(t, relationExists(t, dsn, table), "scratch table left behind")
 		})
 	}
+}
+
+func requireRatio(t *testing.T, want, got loadgen.Ratio) {
+	t.Helper()
+	require.InEpsilon(t, want.OpsPerSec, got.OpsPerSec, 1e-6)
+	// The p99 comes back in rounded milliseconds.
+	require.InEpsilon(t, want.P99, got.P99, 0.01)
 }
 
 func relationExists(t *testing.T, dsn, name string) bool {

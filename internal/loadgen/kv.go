@@ -67,16 +67,22 @@ type KV struct {
 
 // KVReport is the result of a key-value benchmark, printed as text or JSON.
 type KVReport struct {
-	Op         string   `json:"op"`
-	Clients    int      `json:"clients"`
-	Duration   string   `json:"duration"`
-	Keys       int      `json:"keys,omitempty"`
-	ValueSize  int      `json:"value_size,omitempty"`
-	RangeLimit int      `json:"range_limit,omitempty"`
-	TxnKeys    int      `json:"txn_keys,omitempty"`
-	Results    []Result `json:"results"`
-	// Ratio is metasrv/raw, present with a raw PostgreSQL baseline.
+	Op         string `json:"op"`
+	Clients    int    `json:"clients"`
+	Duration   string `json:"duration"`
+	Keys       int    `json:"keys,omitempty"`
+	ValueSize  int    `json:"value_size,omitempty"`
+	RangeLimit int    `json:"range_limit,omitempty"`
+	TxnKeys    int    `json:"txn_keys,omitempty"`
+	// Rounds is how many times the targets ran, metasrv then raw-pg each
+	// time, when more than once; Results holds every round's, in order.
+	Rounds  int      `json:"rounds,omitempty"`
+	Results []Result `json:"results"`
+	// Ratio is metasrv/raw, present with a raw PostgreSQL baseline; over
+	// several rounds, the median of RoundRatios.
 	Ratio *Ratio `json:"ratio,omitempty"`
+	// RoundRatios is each round's metasrv/raw, with more than one round.
+	RoundRatios []Ratio `json:"round_ratios,omitempty"`
 }
 
 // Ratio compares two targets' results.
@@ -103,6 +109,30 @@ func (k *KV) Report() KVReport {
 // Compare is the ratio of a to b.
 func Compare(a, b Result) *Ratio {
 	return &Ratio{OpsPerSec: ratio(a.OpsPerSec, b.OpsPerSec), P99: ratio(float64(a.P99), float64(b.P99))}
+}
+
+// MedianRatio is the median of rs, each figure on its own: on a machine
+// whose speed drifts between runs, one slow round moves it less than it
+// moves a mean. nil for none.
+func MedianRatio(rs []Ratio) *Ratio {
+	if len(rs) == 0 {
+		return nil
+	}
+	pick := func(f func(Ratio) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if n := len(v); n%2 == 0 {
+			return (v[n/2-1] + v[n/2]) / 2
+		}
+		return v[len(v)/2]
+	}
+	return &Ratio{
+		OpsPerSec: pick(func(r Ratio) float64 { return r.OpsPerSec }),
+		P99:       pick(func(r Ratio) float64 { return r.P99 }),
+	}
 }
 
 func ratio(a, b float64) float64 {

@@ -23,6 +23,9 @@ type RawPG struct {
 	table   string // quoted
 	addr    string // sanitised, for messages
 	created bool
+	// loaded: a run has preloaded the table, so the next one empties it
+	// first (cas and txn start again from version 0 of every key).
+	loaded bool
 }
 
 // OpenRawPG connects a pool of k.Clients connections to dsn (all opened up
@@ -90,9 +93,15 @@ func (r *RawPG) Close() {
 	r.pool.Close()
 }
 
-// Run preloads if the operation needs it and runs k's load as raw SQL.
+// Run preloads if the operation needs it and runs k's load as raw SQL. It
+// may run again (bench kv --rounds): each run preloads afresh.
 func (r *RawPG) Run(ctx context.Context, k *KV) (Result, error) {
 	if k.needsPreload() {
+		if r.loaded {
+			if _, err := r.pool.Exec(ctx, "TRUNCATE "+r.table); err != nil {
+				return Result{}, fmt.Errorf("raw-pg: empty %s for the next round: %w", r.table, err)
+			}
+		}
 		sql := "INSERT INTO " + r.table + " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])"
 		err := k.preload(ctx, "raw-pg", func(ctx context.Context, lo, hi int) error {
 			keys, values := make([][]byte, 0, hi-lo), make([][]byte, 0, hi-lo)
@@ -105,6 +114,7 @@ func (r *RawPG) Run(ctx context.Context, k *KV) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		r.loaded = true
 		// A freshly loaded table has no statistics; metasrv's table has had
 		// autovacuum's attention for longer. Level the field.
 		if _, err := r.pool.Exec(ctx, "ANALYZE "+r.table); err != nil {

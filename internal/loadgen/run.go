@@ -11,7 +11,10 @@ import (
 
 // Result is one target's run, as reported.
 type Result struct {
-	Target     string        `json:"target"`
+	Target string `json:"target"`
+	// Round numbers the result's round (from 1) when the targets ran more
+	// than once.
+	Round      int           `json:"round,omitempty"`
 	Ops        uint64        `json:"ops"`
 	Errors     uint64        `json:"errors"`
 	FirstError string        `json:"first_error,omitempty"`
