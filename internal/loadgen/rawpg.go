@@ -23,9 +23,10 @@ type RawPG struct {
 	table   string // quoted
 	addr    string // sanitised, for messages
 	created bool
-	// loaded: a run has preloaded the table, so the next one empties it
-	// first (cas and txn start again from version 0 of every key).
-	loaded bool
+	// ran: a run has written to the table, so the next one empties it
+	// first and starts from where metasrv's run starts (no key, or the
+	// preloaded keys at version 0, which cas and txn compare with).
+	ran bool
 }
 
 // OpenRawPG connects a pool of k.Clients connections to dsn (all opened up
@@ -94,14 +95,15 @@ func (r *RawPG) Close() {
 }
 
 // Run preloads if the operation needs it and runs k's load as raw SQL. It
-// may run again (bench kv --rounds): each run preloads afresh.
+// may run again (bench kv --rounds): each run starts from an empty table.
 func (r *RawPG) Run(ctx context.Context, k *KV) (Result, error) {
-	if k.needsPreload() {
-		if r.loaded {
-			if _, err := r.pool.Exec(ctx, "TRUNCATE "+r.table); err != nil {
-				return Result{}, fmt.Errorf("raw-pg: empty %s for the next round: %w", r.table, err)
-			}
+	if r.ran && r.created {
+		if _, err := r.pool.Exec(ctx, "TRUNCATE "+r.table); err != nil {
+			return Result{}, fmt.Errorf("raw-pg: empty %s for the next round: %w", r.table, err)
 		}
+	}
+	r.ran = true
+	if k.needsPreload() {
 		sql := "INSERT INTO " + r.table + " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])"
 		err := k.preload(ctx, "raw-pg", func(ctx context.Context, lo, hi int) error {
 			keys, values := make([][]byte, 0, hi-lo), make([][]byte, 0, hi-lo)
@@ -114,7 +116,6 @@ func (r *RawPG) Run(ctx context.Context, k *KV) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		r.loaded = true
 		// A freshly loaded table has no statistics; metasrv's table has had
 		// autovacuum's attention for longer. Level the field.
 		if _, err := r.pool.Exec(ctx, "ANALYZE "+r.table); err != nil {
