@@ -102,7 +102,7 @@ func (b *benchDDL) run(ctx context.Context, cmd *cobra.Command) error {
 		Endpoints: endpoints, Catalog: b.catalog, Schema: schema, Clients: b.clients, Tables: b.tables,
 		Datanodes: b.datanodes, Partitions: b.partitions, Drop: b.drop, DatanodeHost: b.datanodeHost,
 		LeaseTimeout: b.leaseTimeout, Timeout: b.timeout, Compressor: grpczstd.Name, Progress: b.app.stderr,
-		Logger: fakesLogger(b.app.stderr),
+		Logger: warnLogger(b.app.stderr),
 	}
 	if u, _ := parseMetricsURL(b.metricsURL); u != "" && u != metricsNone {
 		cfg.Metrics = &loadgen.Scraper{URL: u}

@@ -105,7 +105,7 @@ func (b *benchFailoverRegions) run(ctx context.Context, cmd *cobra.Command) erro
 		Endpoints: endpoints, Catalog: b.catalog, Schema: schema, Rounds: b.rounds, Regions: b.regions,
 		Datanodes: b.datanodes, DatanodeHost: b.datanodeHost, Detector: b.detector, LeaseTimeout: b.leaseTimeout,
 		RoundTimeout: b.roundTimeout, Timeout: b.timeout, Compressor: grpczstd.Name, Progress: b.app.stderr,
-		Logger: fakesLogger(b.app.stderr),
+		Logger: warnLogger(b.app.stderr),
 	})
 	if perr := b.print(rep); perr != nil && err == nil {
 		err = perr

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -72,11 +70,6 @@ func (d *fakeDatanodeFlags) target(cmd *cobra.Command) (endpoints []string, sche
 		schema = "bench_" + loadgen.RandomHex(4)
 	}
 	return endpoints, schema, nil
-}
-
-// fakesLogger is where the fake datanodes' warnings go.
-func fakesLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // runUntilSignal is the RunE of a benchmark: run on a context that Ctrl-C

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -193,7 +192,7 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 	w := &loadgen.KV{Op: b.op, Clients: b.clients, Duration: b.duration, OpTimeout: b.opTimeout,
 		Keys: b.keys, ValueSize: b.valueSize, RangeLimit: b.rangeLimit, TxnKeys: b.txnKeys, KeyPrefix: b.keyPrefix,
 		Progress: b.app.stderr, Describe: describe}
-	logger := slog.New(slog.NewTextHandler(b.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := warnLogger(b.app.stderr)
 	if b.cpuProfile != "" {
 		f, err := os.Create(b.cpuProfile)
 		if err != nil {
@@ -234,16 +233,18 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 		return err
 	}
 	report := w.Report()
-	// A single round's results carry no round number.
-	roundOf := func(n int) int { return 0 }
 	if b.rounds > 1 {
 		report.Rounds = b.rounds
-		roundOf = func(n int) int { return n }
 	}
 	// Alternating the targets round by round spreads a drift of the
 	// machine's speed over both, which one long run of each would not.
 	var ratios []loadgen.Ratio
 	for round := 1; round <= b.rounds; round++ {
+		// A single round's results carry no round number.
+		label := 0
+		if b.rounds > 1 {
+			label = round
+		}
 		var res loadgen.Result
 		if b.op == loadgen.OpPing {
 			res, err = b.runPing(ctx, w, leader.Addr)
@@ -253,7 +254,7 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 		if err != nil {
 			return err
 		}
-		res.Round = roundOf(round)
+		res.Round = label
 		report.Results = append(report.Results, res)
 		if raw == nil {
 			continue
@@ -262,7 +263,7 @@ func (b *benchKV) run(ctx context.Context, cmd *cobra.Command) (rerr error) {
 		if err != nil {
 			return err
 		}
-		rres.Round = roundOf(round)
+		rres.Round = label
 		report.Results = append(report.Results, rres)
 		ratios = append(ratios, *loadgen.Compare(res, rres))
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -194,7 +193,7 @@ func (o *ctlOptions) withClient(cmd *cobra.Command, fn func(ctx context.Context,
 	defer cancel()
 	// The client logs only what an operator should see; debug chatter about
 	// leader discovery would drown the command's output.
-	logger := slog.New(slog.NewTextHandler(o.app.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := warnLogger(o.app.stderr)
 	c, err := client.New(ctx, client.Config{
 		Endpoints:      endpoints,
 		DialTimeout:    min(o.timeout, 5*time.Second),

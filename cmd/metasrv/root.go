@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -18,6 +19,13 @@ type app struct {
 	environ []string
 	stdout  io.Writer
 	stderr  io.Writer
+}
+
+// warnLogger is the logger of the client-side commands (ctl, bench): only
+// warnings and errors, as text on w, so a command's own output stays
+// readable.
+func warnLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // newRootCommand assembles the CLI. A subcommand is one file with a

@@ -36,6 +36,19 @@ func LatencyStats(took []time.Duration) (median, p99, maxMs float64) {
 	return Millis(q(0.5)), Millis(q(0.99)), Millis(took[len(took)-1])
 }
 
+// Median is the middle value of v, the mean of the two middle ones for an
+// even count; 0 for none.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
 // RandomHex returns n random bytes, hex-encoded, for names unique per run.
 func RandomHex(n int) string {
 	b := make([]byte, n)

@@ -123,11 +123,7 @@ func MedianRatio(rs []Ratio) *Ratio {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if n := len(v); n%2 == 0 {
-			return (v[n/2-1] + v[n/2]) / 2
-		}
-		return v[len(v)/2]
+		return Median(v)
 	}
 	return &Ratio{
 		OpsPerSec: pick(func(r Ratio) float64 { return r.OpsPerSec }),

@@ -8,6 +8,13 @@ import (
 	"github.com/pgmetasrv/metasrv/internal/loadgen"
 )
 
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	require.Zero(t, loadgen.Median(nil))
+	require.InDelta(t, 2.0, loadgen.Median([]float64{3, 1, 2}), 1e-9)
+	require.InDelta(t, 2.5, loadgen.Median([]float64{4, 1, 3, 2}), 1e-9)
+}
+
 // TestMedianRatio pins the median of the rounds' ratios, each figure on its
 // own, so one round the machine slowed for moves it less than a mean would.
 func TestMedianRatio(t *testing.T) {

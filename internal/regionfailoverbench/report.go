@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pgmetasrv/metasrv/internal/loadgen"
 	"github.com/pgmetasrv/metasrv/pkg/region"
 )
 
@@ -124,7 +125,7 @@ func summarize(rounds []Round) Summary {
 		for i, r := range rounds {
 			v[i] = f(r)
 		}
-		return Stat{Median: median(v), P99: percentile(v, 0.99)}
+		return Stat{Median: loadgen.Median(v), P99: percentile(v, 0.99)}
 	}
 	return Summary{
 		LeaderMax:    of(func(r Round) float64 { return r.LeaderMax }),
@@ -135,19 +136,6 @@ func summarize(rounds []Round) Summary {
 		UpgradedMax:  of(func(r Round) float64 { return r.UpgradedMax }),
 		UpgradedMove: of(func(r Round) float64 { return r.UpgradedMax - r.Floor }),
 	}
-}
-
-// median is the middle value, the mean of the two middle ones for an even
-// count; 0 for none.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(v))
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
 }
 
 // percentile is the nearest-rank p-th value; 0 for none.
@@ -167,7 +155,7 @@ func measure(w *roundWatch, last time.Time) Round {
 	for _, at := range w.leader {
 		leader = append(leader, since(at))
 	}
-	out := Round{Regions: len(w.regions), LastHeartbeat: last, LeaderMedian: median(leader), LeaderMax: slices.Max(leader)}
+	out := Round{Regions: len(w.regions), LastHeartbeat: last, LeaderMedian: loadgen.Median(leader), LeaderMax: slices.Max(leader)}
 	first := true
 	for _, at := range w.opened {
 		if d := since(at); first || d < out.Detected {

@@ -235,15 +235,22 @@ func (g *Governor) running() bool {
 	return g.stop != nil
 }
 
+// readMetric is the runtime metric name, false where this runtime does not
+// have it.
+func readMetric(name string) (uint64, bool) {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	return s[0].Value.Uint64(), true
+}
+
 // readAllocs is the bytes allocated so far, 0 where the runtime does not
 // say.
 func readAllocs() uint64 {
-	s := []metrics.Sample{{Name: heapAllocs}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
+	n, _ := readMetric(heapAllocs)
+	return n
 }
 
 // measureRate updates the allocation rate from the bytes allocated since
@@ -260,12 +267,10 @@ func (g *Governor) measureRate() {
 
 // apply sets the limit and GOGC for the live heap now.
 func (g *Governor) apply() {
-	s := []metrics.Sample{{Name: liveHeap}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+	live, ok := readMetric(liveHeap)
+	if !ok {
 		return // not this runtime's metric: leave the limit alone
 	}
-	live := s[0].Value.Uint64()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stop == nil {

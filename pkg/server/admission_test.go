@@ -129,7 +129,11 @@ func TestConcurrentReceivesAreBounded(t *testing.T) {
 		return held, nil
 	})
 	reading, release := make(chan struct{}), make(chan struct{})
-	first := make(chan any, 1)
+	type answer struct {
+		held any
+		err  error
+	}
+	first := make(chan answer, 1)
 	go func() {
 		held, err := handler(nil, t.Context(), func(m any) error {
 			close(reading)
@@ -137,8 +141,7 @@ func TestConcurrentReceivesAreBounded(t *testing.T) {
 			m.(*metasrvv1.PutRequest).Key = []byte("key")
 			return nil
 		}, nil)
-		require.NoError(t, err)
-		first <- held
+		first <- answer{held, err} // asserted on the test's goroutine
 	}()
 	<-reading // the first call holds the only slot while it reads
 
@@ -153,7 +156,9 @@ func TestConcurrentReceivesAreBounded(t *testing.T) {
 	require.Equal(t, codes.Canceled, status.Code(err), "%v", err)
 
 	close(release)
-	require.EqualValues(t, proto.Size(&metasrvv1.PutRequest{Key: []byte("key")}), <-first, "the decoded bytes are held while the method runs")
+	got := <-first
+	require.NoError(t, got.err)
+	require.EqualValues(t, proto.Size(&metasrvv1.PutRequest{Key: []byte("key")}), got.held, "the decoded bytes are held while the method runs")
 	held, waiting := a.budget.inUse()
 	require.Zero(t, held, "and given back when it returns")
 	require.Zero(t, waiting)
